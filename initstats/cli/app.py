@@ -1,0 +1,23 @@
+"""The typer application; each command lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="initstats",
+    help="Verify theorems about neural networks at initialization (Simon-Gabriel et al., 'Adversarial "
+    "vulnerability of neural networks increases with input dimension').",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """initstats: exact identities and Monte Carlo verdicts for networks at initialization."""
+
+
+from . import graph as _graph  # noqa: E402,F401  (registers the command)

@@ -1,0 +1,207 @@
+"""The backward pass over a DAG: walk probabilities, annealed gradients and path-degree profiles.
+
+Lemma 8's walk probabilities, the annealed prediction ``E(df_o/dx)^2`` and the (S) path-degree
+profiles are one backward pass from an output ``o`` in reverse topological order,
+
+    acc[o] = 1,    acc[u] = sum over successors v of  mult(u->v) * w(u->v) (x) acc[v],
+
+with three weights:
+
+- walk: ``w = 1/d_v`` (Fractions); at an input ``x``, ``acc[x] = r(x)``, the probability that a
+  walk from ``o`` stepping to a uniformly chosen predecessor ends at ``x``;
+- annealed gradient: ``w = c(u->v)`` (Fractions), ``c = var/2`` into a ReLU node, ``var`` into a
+  linear node, ``1/d_v^2`` into an average pool, ``1`` into a sum;
+- profile: ``w`` appends ``label(v)`` to every multiset (Counters of multisets, each multiset
+  coded as a product of primes, one prime per distinct label); at an input this is the multiset,
+  over paths, of the multisets of labels along each path.
+
+Everything is exact (integers and :class:`fractions.Fraction`) and costs O(edges) operations
+on values of bounded size per pass; paths are never enumerated.  ``mult`` lets a compressed
+graph (one node per class of interchangeable neurons) feed the same pass.
+
+Assumptions: the graph is a DAG given in topological order; a node that cannot reach ``o``
+gets no value (``None``), which the passes treat as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = ["BackwardGraph", "walk_pass", "linear_pass", "profile_pass", "LabelCode", "exact_sum"]
+
+
+@dataclass(frozen=True, eq=False)
+class BackwardGraph:
+    """A DAG in the integer form the passes read.
+
+    Attributes
+    ----------
+    names : sequence
+        Node ids, indexed by node number.
+    kinds : sequence of str
+        Node kinds.
+    degree : sequence of int
+        In-degree ``d_v`` of the neuron each node stands for.
+    succ : sequence of sequence of (int, int, int)
+        ``succ[u]`` lists ``(v, mult, coef)``: ``mult`` neuron-level successors of class ``v``
+        reached through edges whose annealed coefficient is ``coefs[coef]``.
+    coefs : sequence of Fraction or None
+        Annealed coefficients ``c(u->v)``; ``None`` where no annealed value exists (max pool,
+        BatchNorm).
+    order : sequence of int
+        A topological order of all nodes.
+    inputs, outputs : sequence of int
+        Input nodes (in graph order) and output nodes.
+    """
+
+    names: Sequence[Hashable]
+    kinds: Sequence[str]
+    degree: Sequence[int]
+    succ: Sequence[Sequence[tuple[int, int, int]]]
+    coefs: Sequence[Fraction | None]
+    order: Sequence[int]
+    inputs: Sequence[int]
+    outputs: Sequence[int]
+
+    @property
+    def num_edges(self) -> int:
+        return sum(len(s) for s in self.succ)
+
+
+def exact_sum(groups: dict[int, int]) -> Fraction:
+    """``sum(n / q for q, n in groups.items())`` exactly; few distinct denominators are cheap."""
+    if len(groups) == 1:
+        (q, n), = groups.items()
+        return Fraction(n, q)
+    total = Fraction(0)
+    for q, n in groups.items():
+        total += Fraction(n, q)
+    return total
+
+
+def _as_pair(x: Fraction) -> tuple[int, int]:
+    return x.numerator, x.denominator
+
+
+def walk_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
+    """Walk probabilities toward ``o``: ``acc[u]`` for every node (``None`` if ``u`` cannot reach ``o``).
+
+    For an input ``x``, ``acc[x] = r(x) = sum over paths p from x to o of prod_{v in p~} 1/d_v``.
+    """
+    acc: list[Fraction | None] = [None] * len(g.names)
+    msg: list[tuple[int, int] | None] = [None] * len(g.names)
+    degree, succ = g.degree, g.succ
+    for u in reversed(g.order):
+        if u == o:
+            val = Fraction(1)
+        else:
+            groups: dict[int, int] = {}
+            for v, m, _ in succ[u]:
+                t = msg[v]
+                if t is not None:
+                    groups[t[1]] = groups.get(t[1], 0) + m * t[0]
+            if not groups:
+                continue
+            val = exact_sum(groups)
+        acc[u] = val
+        if degree[u]:
+            msg[u] = _as_pair(val / degree[u])
+    return acc
+
+
+def linear_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
+    """Annealed ``E(d f_o / d u)^2`` for every node ``u`` (``None`` if ``u`` cannot reach ``o``).
+
+    Raises ``ValueError`` if a path to ``o`` crosses an edge without annealed coefficient.
+    """
+    acc: list[Fraction | None] = [None] * len(g.names)
+    msg: list[dict[int, tuple[int, int]] | None] = [None] * len(g.names)
+    succ, coefs = g.succ, g.coefs
+    for u in reversed(g.order):
+        if u == o:
+            val = Fraction(1)
+        else:
+            groups: dict[int, int] = {}
+            for v, m, k in succ[u]:
+                mv = msg[v]
+                if mv is None:
+                    continue
+                t = mv.get(k)
+                if t is None:
+                    c = coefs[k]
+                    if c is None:
+                        raise ValueError(f"edge {g.names[u]!r} -> {g.names[v]!r} has no annealed coefficient")
+                    t = mv[k] = _as_pair(c * acc[v])  # type: ignore[operator]
+                groups[t[1]] = groups.get(t[1], 0) + m * t[0]
+            if not groups:
+                continue
+            val = exact_sum(groups)
+        acc[u] = val
+        msg[u] = {}
+    return acc
+
+
+class LabelCode:
+    """Multisets of hashable labels coded as products of primes (exact, hashable, cheap to extend)."""
+
+    def __init__(self) -> None:
+        self._prime: dict[Hashable, int] = {}
+        self._label: dict[int, Hashable] = {}
+        self._next = 2
+
+    def prime(self, label: Hashable) -> int:
+        p = self._prime.get(label)
+        if p is None:
+            p = self._next
+            self._prime[label] = p
+            self._label[p] = label
+            n = p + 1
+            while any(n % q == 0 for q in range(2, int(n ** 0.5) + 1)):
+                n += 1
+            self._next = n
+        return p
+
+    def decode(self, code: int) -> list[Hashable]:
+        """The labels of a code (with repetitions), in the order primes were assigned."""
+        out: list[Hashable] = []
+        for p, label in self._label.items():
+            while code % p == 0:
+                code //= p
+                out.append(label)
+        if code != 1:
+            raise ValueError("code contains a prime this LabelCode did not assign")
+        return out
+
+
+def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], code: LabelCode
+                 ) -> list[dict[int, int] | None]:
+    """Path-label profiles toward ``o``.
+
+    ``acc[u]`` maps each multiset code to the number of neuron-level paths from ``u`` to ``o``
+    whose nodes after ``u`` (``o`` included) carry that multiset of labels; nodes whose label is
+    ``None`` add nothing.  With ``labels = degree`` the profile of an input ``x`` is
+    ``{d_p : p in P(x, o)}`` of assumption (S).
+    """
+    primes = [1 if lab is None else code.prime(lab) for lab in labels]
+    acc: list[dict[int, int] | None] = [None] * len(g.names)
+    msg: list[dict[int, int] | None] = [None] * len(g.names)
+    succ = g.succ
+    for u in reversed(g.order):
+        if u == o:
+            val = {1: 1}
+        else:
+            val = {}
+            for v, m, _ in succ[u]:
+                mv = msg[v]
+                if mv is None:
+                    continue
+                for key, n in mv.items():
+                    val[key] = val.get(key, 0) + m * n
+            if not val:
+                continue
+        acc[u] = val
+        p = primes[u]
+        msg[u] = val if p == 1 else {key * p: n for key, n in val.items()}
+    return acc

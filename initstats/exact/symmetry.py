@@ -1,0 +1,49 @@
+"""Assumption (S): equal path-degree profiles for every input, and a witness when it fails.
+
+For an input ``x`` and an output ``o`` the *path-degree* of a path ``p`` from ``x`` to ``o`` is
+the multiset ``{d_v : v in p~}`` of in-degrees along ``p`` without ``x``; the *profile* of ``x``
+is the multiset of path-degrees over all paths ``P(x, o)``.  (S) relative to ``o`` holds when
+every input has the same profile (Lemma 9 then gives ``r(x) = 1/d``).
+
+A witness names the first input (in input order) and the first later input whose profile
+differs, the smallest path-degree (ascending tuple, lexicographic order) on which the counts
+differ, and both counts.  Profiles are computed by :func:`initstats.exact.paths.profile_pass`
+or, for compressed architectures, by :mod:`initstats.exact.compress`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+
+from .results import Witness
+
+__all__ = ["first_difference", "find_witness"]
+
+
+def first_difference(p: Mapping[Hashable, int], q: Mapping[Hashable, int],
+                     decode: Callable[[Hashable], tuple[int, ...]]) -> tuple[tuple[int, ...], int, int]:
+    """The smallest decoded key on which two profiles differ, with both counts."""
+    keys = [k for k in p.keys() | q.keys() if p.get(k, 0) != q.get(k, 0)]
+    if not keys:
+        raise ValueError("the profiles are equal")
+    key = min(keys, key=decode)
+    return decode(key), p.get(key, 0), q.get(key, 0)
+
+
+def find_witness(inputs: Iterable[tuple[str, Mapping[Hashable, int]]],
+                 decode: Callable[[Hashable], tuple[int, ...]]) -> Witness | None:
+    """Compare every profile with the first one; the first that differs makes the witness.
+
+    ``inputs`` yields ``(input id, profile)`` in input order; it may be lazy, so that the scan
+    stops at the first difference.
+    """
+    it = iter(inputs)
+    first = next(it, None)
+    if first is None:
+        return None
+    name0, prof0 = first
+    for name, prof in it:
+        if prof != prof0:
+            degrees, c0, c1 = first_difference(prof0, prof, decode)
+            return Witness((name0, name), degrees, (c0, c1))
+    return None
