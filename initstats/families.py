@@ -55,6 +55,8 @@ def _params(**kwargs: object) -> tuple[tuple[str, object], ...]:
 
 def fc(px: int = 32, *, width: int = 256, depth: int = 4, classes: int = 10, in_channels: int = 3) -> Arch:
     """Fully connected ReLU network on a flattened ``in_channels x px x px`` input."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise OptionError(f"depth={depth!r} is invalid; expected an integer >= 0 (the number of hidden layers)")
     layers = tuple(Dense(width) for _ in range(depth)) + (Dense(classes, activation=None),)
     return Arch((in_channels, px, px), layers, name="fc",
                 params=_params(px=px, width=width, depth=depth, classes=classes))

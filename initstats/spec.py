@@ -72,15 +72,20 @@ NODE_KINDS: tuple[str, ...] = ("input", "relu", "linear", "avgpool", "sum", "max
 
 
 def _check_positive(layer: str, name: str, value: IntOrTuple | None, *, allow_none: bool = False,
-                    minimum: int = 1) -> None:
+                    minimum: int = 1, allow_tuple: bool = True) -> None:
     if value is None and allow_none:
         return
-    values = value if isinstance(value, tuple) else (value,)
+    values = value if isinstance(value, tuple) and allow_tuple else (value,)
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
         raise SpecError(
-            f"{layer}: {name}={value!r} is invalid; expected an integer >= {minimum} "
-            f"or a tuple of them"
+            f"{layer}: {name}={value!r} is invalid; expected an integer >= {minimum}"
+            + (" or a tuple of them" if allow_tuple else "")
         )
+
+
+def _check_flag(layer: str, name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise SpecError(f"{layer}: {name}={value!r} is invalid; expected True or False")
 
 
 def _check_activation(layer: str, activation: str | None) -> None:
@@ -107,8 +112,9 @@ class Dense:
     batchnorm: bool = False
 
     def __post_init__(self) -> None:
-        _check_positive("Dense", "out_features", self.out_features)
+        _check_positive("Dense", "out_features", self.out_features, allow_tuple=False)
         _check_activation("Dense", self.activation)
+        _check_flag("Dense", "batchnorm", self.batchnorm)
         if self.batchnorm and self.activation != "relu":
             raise UnsupportedLayerError(
                 "Dense: batchnorm=True needs activation='relu' (BatchNorm is supported only as "
@@ -146,7 +152,7 @@ class Conv:
     batchnorm: bool = False
 
     def __post_init__(self) -> None:
-        _check_positive("Conv", "out_channels", self.out_channels)
+        _check_positive("Conv", "out_channels", self.out_channels, allow_tuple=False)
         _check_positive("Conv", "kernel", self.kernel)
         _check_positive("Conv", "stride", self.stride)
         _check_positive("Conv", "dilation", self.dilation)
@@ -156,6 +162,7 @@ class Conv:
                 f"Conv: padding={self.padding!r} is unknown; expected one of {', '.join(PADDINGS)}"
             )
         _check_activation("Conv", self.activation)
+        _check_flag("Conv", "batchnorm", self.batchnorm)
         if self.batchnorm and self.activation != "relu":
             raise UnsupportedLayerError(
                 "Conv: batchnorm=True needs activation='relu' (BatchNorm is supported only as "
@@ -252,7 +259,8 @@ def axis_map(n_in: int, kernel: int, stride: int, dilation: int, pad: int, mode:
     if extent > n_in + 2 * pad:
         raise SpecError(
             f"{where}: kernel extent {extent} (kernel {kernel}, dilation {dilation}) is larger than "
-            f"the padded input {n_in} + 2*{pad}; use a smaller kernel or dilation, or a larger input"
+            f"the padded input {n_in} + 2*{pad}, so the output would be smaller than one position; "
+            f"use a smaller kernel or dilation, or a larger input"
         )
     if mode == "circular" and pad > n_in:
         raise SpecError(f"{where}: circular padding {pad} exceeds the input size {n_in}; it must be <= {n_in}")
@@ -305,6 +313,7 @@ class Stage:
     axes: tuple[AxisMap, ...] = ()
     mixes_channels: bool = False
     fan_in: int = 0
+    layer: object = field(default=None, compare=False, repr=False)
 
     @property
     def channels(self) -> int:
@@ -427,7 +436,7 @@ class Arch:
             name = "logits" if last else f"{prefix}dense{number}"
             axes = tuple(_all_to_all(n) for n in spatial)
             stages.append(Stage(idx, name, _layer_kind(layer), "dense", (layer.out_features,), (src,),
-                                axes, True, c_in * math.prod(spatial)))
+                                axes, True, c_in * math.prod(spatial), layer))
         elif isinstance(layer, Conv):
             name = f"{prefix}conv{number}"
             if rank == 0:
@@ -441,7 +450,7 @@ class Arch:
                                   where=f"{name} (axis {a})") for a in range(rank))
             stages.append(Stage(idx, name, _layer_kind(layer), "conv",
                                 (layer.out_channels, *(m.n_out for m in axes)), (src,), axes, True,
-                                c_in * math.prod(k)))
+                                c_in * math.prod(k), layer))
         elif isinstance(layer, (AvgPool, MaxPool)):
             kind = "avgpool" if isinstance(layer, AvgPool) else "maxpool"
             name = f"{prefix}{kind}{number}"
@@ -454,7 +463,8 @@ class Arch:
                 s = _tuple(layer.stride if layer.stride is not None else layer.kernel, rank, name, "stride")
                 axes = tuple(axis_map(spatial[a], k[a], s[a], 1, 0, "zero", where=f"{name} (axis {a})")
                              for a in range(rank))
-            stages.append(Stage(idx, name, kind, "pool", (c_in, *(m.n_out for m in axes)), (src,), axes))
+            stages.append(Stage(idx, name, kind, "pool", (c_in, *(m.n_out for m in axes)), (src,), axes,
+                                layer=layer))
         elif isinstance(layer, Residual):
             name = f"{prefix}res{number}"
             if last:
@@ -466,7 +476,7 @@ class Arch:
                     f"sum needs the same shape (use stride 1, 'same' padding and {c_in} channels)"
                 )
             idx = len(stages)
-            stages.append(Stage(idx, f"{name}.sum", "sum", "sum", source.shape, (src, out)))
+            stages.append(Stage(idx, f"{name}.sum", "sum", "sum", source.shape, (src, out), layer=layer))
         else:
             raise UnsupportedLayerError(
                 f"layer {layer!r} is not supported; use Dense, Conv, AvgPool, MaxPool or Residual"

@@ -48,8 +48,10 @@ def graph_command(
     check_choice("--method", method, METHODS)
     options = family_options(channels, padding, downsample, head, batchnorm, classes, width, depth, blocks)
     if spec is not None:
-        if arch is not None or dims is not None or any(v is not None for v in options.values()):
-            raise OptionError("--spec describes the whole network; do not combine it with --arch, --dims or family options")
+        given = [f"--{k} {v!r}" for k, v in (("arch", arch), ("dims", dims), *options.items()) if v is not None]
+        if given:
+            raise OptionError(f"--spec describes the whole network; do not combine it with {', '.join(given)} "
+                              f"(--arch, --dims and family options are only for --arch)")
         analyses = [analyse(read_graph(spec))]
     elif arch is not None:
         if dims is None:

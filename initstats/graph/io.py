@@ -101,6 +101,9 @@ def check_graph(g: nx.DiGraph) -> None:
         raise NotADAGError(f"the graph has a directed cycle: {path}; a feed-forward network must be acyclic")
     if not any(k == "input" for _, k in g.nodes(data="kind")):
         raise GraphError("the graph has no input node (kind 'input')")
+    if not any(k != "input" and not g.out_degree(n) for n, k in g.nodes(data="kind")):
+        raise GraphError("the graph has no output: every node is an input; an output is a non-input node "
+                         "without successors")
 
 
 def to_node_link(g: nx.DiGraph) -> dict:
@@ -140,6 +143,11 @@ def from_node_link(data: object, *, source: str = "data") -> nx.DiGraph:
             raise GraphFormatError(f"{source}: links[{i}] = {link!r} needs 'source' and 'target'")
         edge = (link["source"], link["target"])
         for end in edge:
+            try:
+                hash(end)
+            except TypeError:
+                raise GraphFormatError(f"{source}: links[{i}] refers to {end!r}, which is not a node id "
+                                       f"(a string or number)") from None
             if end not in seen_nodes:
                 raise GraphFormatError(f"{source}: links[{i}] refers to node {end!r}, which is not in 'nodes'")
         if edge in seen:
@@ -164,6 +172,8 @@ def read_graph(path: str | os.PathLike) -> nx.DiGraph:
         text = p.read_text()
     except OSError as err:
         raise SpecFileError(f"cannot read spec file {str(p)!r}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise SpecFileError(f"spec file {str(p)!r} is not UTF-8 text (byte {err.start}); expected node-link JSON") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
