@@ -7,12 +7,16 @@ Every family is a function ``family(px, **options) -> Arch`` built from the data
   image, then dense logits.
 - ``cnn``: the topology of the paper's Figure 3: eight 3x3 conv-ReLU layers with dilation
   ``max(1, px // 32)`` (1, 2, 4, 8 at 32, 64, 128, 256 px), downsampling after layers 2, 4, 6,
-  a head and dense logits.  ``downsample='stride'`` (default) makes layers 2, 4, 6 stride-2
-  convolutions, ``'avg'``/``'max'`` insert a 2x2 pooling after them; ``head='dense'`` (default)
-  flattens, ``'avgpool'``/``'maxpool'`` pool globally first.  The defaults stay inside (H);
-  ``downsample='max', head='maxpool', batchnorm=True`` is the paper's literal network.
-- ``cnn-avgpool``: the Figure 4 variant: six 3x3 conv-ReLU blocks, a 2x2 pooling after every
-  second one (average by default), a global average pool and dense logits.
+  a head and dense logits.  The downsampling after layers 2, 4, 6 is a 2x2 window with stride 2:
+  ``downsample='stride'`` (default) a 2x2 stride-2 convolution with ReLU (random weights, so the
+  network stays inside (H)), ``'avg'``/``'max'`` a 2x2 average/max pooling.  ``head='dense'``
+  (default) flattens, ``'avgpool'``/``'maxpool'`` pool globally first.  The defaults stay inside
+  (H); ``downsample='max', head='maxpool', batchnorm=True`` is the paper's literal network.
+  (Making the dilated 3x3 layers 2, 4, 6 themselves stride 2 would alias: with dilation 8 and
+  three stride-2 layers only every 8th pixel per axis reaches the logits.)
+- ``cnn-avgpool``: the Figure 4 variant: six 3x3 conv-ReLU blocks, a 2x2 downsampling after every
+  second one (average pooling by default; ``'stride'``: a 2x2 stride-2 convolution; ``'max'``), a
+  global average pool and dense logits.
 - ``resnet``: a stem convolution and ``blocks`` residual blocks
   ``x + conv(relu(conv(x)))`` (so that ``sum`` nodes occur), then a head.
 
@@ -32,7 +36,7 @@ from typing import Callable
 from .errors import OptionError, SpecError
 from .spec import Arch, AvgPool, Conv, Dense, Layer, MaxPool, Residual
 
-__all__ = ["FAMILIES", "fc", "cnn", "cnn_avgpool", "resnet", "make_arch", "with_avgpool"]
+__all__ = ["FAMILIES", "fc", "cnn", "cnn_avgpool", "resnet", "make_arch", "with_avgpool", "with_logit_relu"]
 
 DOWNSAMPLES = ("stride", "avg", "max")
 HEADS = ("dense", "avgpool", "maxpool")
@@ -47,6 +51,13 @@ def _head(head: str, classes: int) -> tuple[Layer, ...]:
     _choice("head", head, HEADS)
     pool: tuple[Layer, ...] = {"dense": (), "avgpool": (AvgPool(None),), "maxpool": (MaxPool(None),)}[head]
     return (*pool, Dense(classes, activation=None))
+
+
+def _downsample(kind: str, channels: int, batchnorm: bool) -> Layer:
+    """A 2x2, stride-2 downsampling: strided convolution (with ReLU), average or max pooling."""
+    if kind == "stride":
+        return Conv(channels, 2, stride=2, pad=0, batchnorm=batchnorm)
+    return AvgPool(2) if kind == "avg" else MaxPool(2)
 
 
 def _params(**kwargs: object) -> tuple[tuple[str, object], ...]:
@@ -70,10 +81,9 @@ def cnn(px: int = 32, *, channels: int = 16, downsample: str = "stride", head: s
     dil = max(1, px // 32) if dilation is None else dilation
     layers: list[Layer] = []
     for i in range(1, 9):
-        stride = 2 if downsample == "stride" and i in (2, 4, 6) else 1
-        layers.append(Conv(channels, 3, stride=stride, dilation=dil, padding=padding, batchnorm=batchnorm))
-        if i in (2, 4, 6) and downsample != "stride":
-            layers.append(AvgPool(2) if downsample == "avg" else MaxPool(2))
+        layers.append(Conv(channels, 3, dilation=dil, padding=padding, batchnorm=batchnorm))
+        if i in (2, 4, 6):
+            layers.append(_downsample(downsample, channels, batchnorm))
     layers.extend(_head(head, classes))
     return Arch((in_channels, px, px), tuple(layers), name="cnn",
                 params=_params(px=px, channels=channels, downsample=downsample, head=head,
@@ -87,10 +97,9 @@ def cnn_avgpool(px: int = 32, *, channels: int = 16, downsample: str = "avg", he
     _choice("downsample", downsample, DOWNSAMPLES)
     layers: list[Layer] = []
     for i in range(1, 7):
-        stride = 2 if downsample == "stride" and i % 2 == 0 else 1
-        layers.append(Conv(channels, 3, stride=stride, padding=padding, batchnorm=batchnorm))
-        if i % 2 == 0 and downsample != "stride":
-            layers.append(AvgPool(2) if downsample == "avg" else MaxPool(2))
+        layers.append(Conv(channels, 3, padding=padding, batchnorm=batchnorm))
+        if i % 2 == 0:
+            layers.append(_downsample(downsample, channels, batchnorm))
     layers.extend(_head(head, classes))
     return Arch((in_channels, px, px), tuple(layers), name="cnn-avgpool",
                 params=_params(px=px, channels=channels, downsample=downsample, head=head,
@@ -172,6 +181,14 @@ def with_avgpool(arch: Arch, a: int) -> Arch:
     layers = (*arch.layers[:at], AvgPool(a), *arch.layers[at:])
     return Arch(arch.input_shape, layers, name=arch.name,
                 params=(*arch.params, ("pool", a)))
+
+
+def with_logit_relu(arch: Arch) -> Arch:
+    """``arch`` with a ReLU on the logits: hypothesis H1 taken literally (total 1 instead of 2)."""
+    last = arch.layers[-1]
+    return Arch(arch.input_shape, (*arch.layers[:-1], Dense(last.out_features, activation="relu",  # type: ignore[union-attr]
+                                                               batchnorm=last.batchnorm)),  # type: ignore[union-attr]
+                name=arch.name, params=(*arch.params, ("logit_relu", True)))
 
 
 def _shape_before(arch: Arch, layer_index: int) -> tuple[int, ...]:

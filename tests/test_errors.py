@@ -265,9 +265,9 @@ FAMILY_CASES = [
     ("bool blocks", lambda: make_arch("resnet", 8, blocks=True), OptionError, r"blocks=True\b", r"integer >= 1"),
     # too small for the family: which layer, which size
     ("cnn reflect at 4 px", lambda: make_arch("cnn", 4, padding="reflect"), SpecError,
-     r"cnn at 4 px: conv5 \(axis 0\): reflect padding 1\b", r"got size 1"),
+     r"cnn at 4 px: conv7 \(axis 0\): reflect padding 1\b", r"got size 1"),
     ("cnn reflect at 8 px", lambda: make_arch("cnn", 8, padding="reflect"), SpecError,
-     r"cnn at 8 px: conv7 \(axis 0\): reflect padding 1\b", r"got size 1"),
+     r"cnn at 8 px: conv10 \(axis 0\): reflect padding 1\b", r"got size 1"),
     ("resnet reflect at 1 px", lambda: make_arch("resnet", 1, padding="reflect"), SpecError,
      r"resnet at 1 px: conv1 \(axis 0\): reflect padding 1", r"got size 1"),
     ("cnn-avgpool at 2 px", lambda: make_arch("cnn-avgpool", 2), SpecError,
@@ -290,7 +290,7 @@ def test_family_errors(fn, cls, value, valid):
 def test_family_sizes_that_are_valid():
     """The smallest sizes just above the failing ones above build fine."""
     assert make_arch("cnn", 16, padding="reflect").d == 3 * 16 * 16
-    assert make_arch("cnn", 1).d == 3                      # zero padding never runs out of input
+    assert make_arch("cnn", 8).d == 3 * 8 * 8              # three 2x2 downsamplings leave 1 pixel
     assert make_arch("fc", 8, depth=0, width=3).stages[-1].shape == (10,)
     assert make_arch("resnet", 2, padding="reflect", channels=2).has_residual
     assert make_arch("cnn-avgpool", 8, channels=2).d == 192
