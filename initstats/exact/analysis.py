@@ -32,10 +32,11 @@ __all__ = ["analyse", "analyse_graph", "to_backward_graph", "METHODS"]
 METHODS = ("auto", "neuron", "compressed")
 
 
-def to_backward_graph(g: nx.DiGraph) -> tuple[BackwardGraph, list[bool]]:
+def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)) -> tuple[BackwardGraph, list[bool]]:
     """Integer form of a validated network DAG, and per node whether its in-edges satisfy H3.
 
-    The second value is True for a node whose incoming ``var`` (if any) all equal ``2/d_v``.
+    The second value is True for a node whose incoming variances all equal ``2/d_v``.  Every
+    random weight's variance is multiplied by ``var_scale`` (1/2 for LeCun initialisation).
     """
     names = list(g.nodes)
     index = {n: i for i, n in enumerate(names)}
@@ -54,16 +55,17 @@ def to_backward_graph(g: nx.DiGraph) -> tuple[BackwardGraph, list[bool]]:
         for u, data in g.pred[n].items():
             var = data.get("var")
             if var is None or var == default_var:
+                he_ok[i] = he_ok[i] and var_scale == 1
                 k = default_key.get(i)
                 if k is None:
-                    c = edge_coefficient(kind, default_var, d)
+                    c = edge_coefficient(kind, default_var * var_scale, d)
                     k = coef_index.setdefault(c, len(coefs))
                     if k == len(coefs):
                         coefs.append(c)
                     default_key[i] = k
             else:
                 he_ok[i] = False
-                c = edge_coefficient(kind, var, d)
+                c = edge_coefficient(kind, var * var_scale, d)
                 k = coef_index.setdefault(c, len(coefs))
                 if k == len(coefs):
                     coefs.append(c)
@@ -121,12 +123,12 @@ def _analyse_output(bg: BackwardGraph, he_ok: list[bool], o: int) -> OutputAnaly
 
 
 def analyse_graph(g: nx.DiGraph, *, arch: str | None = None, px: int | None = None,
-                  outputs: list | None = None) -> GraphAnalysis:
+                  outputs: list | None = None, var_scale: Fraction = Fraction(1)) -> GraphAnalysis:
     """Exact analysis of a validated network DAG at neuron level (see :func:`analyse`).
 
     ``outputs`` restricts the analysis to these node ids (default: every non-input sink).
     """
-    bg, he_ok = to_backward_graph(g)
+    bg, he_ok = to_backward_graph(g, var_scale)
     targets = bg.outputs
     if outputs is not None:
         index = {n: i for i, n in enumerate(bg.names)}
@@ -153,7 +155,7 @@ def _renamed(out: OutputAnalysis, name: str) -> OutputAnalysis:
     return replace(out, output=name)
 
 
-def analyse(network: Arch | nx.DiGraph, *, method: str = "auto") -> GraphAnalysis:
+def analyse(network: Arch | nx.DiGraph, *, method: str = "auto", var_scale: Fraction | int = 1) -> GraphAnalysis:
     """Exact analysis of every output of a network.
 
     Parameters
@@ -167,6 +169,9 @@ def analyse(network: Arch | nx.DiGraph, *, method: str = "auto") -> GraphAnalysi
         For an Arch, ``'auto'``/``'compressed'`` answer by exact compression (channel quotient,
         and a per-axis product when the network has no residual sums); ``'neuron'`` builds the
         neuron-level graph.  A DAG is always analysed at neuron level.
+    var_scale : Fraction
+        Multiplies the variance of every random weight: 1 for He initialisation (the graph's
+        ``var``, default ``2/in-degree``), ``Fraction(1, 2)`` for LeCun.  H3 then fails.
 
     Returns
     -------
@@ -182,19 +187,26 @@ def analyse(network: Arch | nx.DiGraph, *, method: str = "auto") -> GraphAnalysi
     """
     if method not in METHODS:
         raise OptionError(f"method={method!r} is unknown; expected one of {', '.join(METHODS)}")
+    try:
+        var_scale = Fraction(var_scale)
+    except (TypeError, ValueError):
+        raise OptionError(f"var_scale={var_scale!r} is not an exact number; use e.g. Fraction(1, 2)") from None
+    if var_scale <= 0:
+        raise OptionError(f"var_scale={var_scale} must be positive")
     if isinstance(network, Arch):
         if method == "neuron":
             from ..graph.build import build_graph
 
             last = network.stages[-1]
             logits = [node_id(last.name, (k,)) for k in range(last.channels)]
-            return analyse_graph(build_graph(network), arch=network.name, px=network.px, outputs=logits)
+            return analyse_graph(build_graph(network), arch=network.name, px=network.px, outputs=logits,
+                                 var_scale=var_scale)
         from .compress import analyse_compressed
 
-        return analyse_compressed(network)
+        return analyse_compressed(network, var_scale)
     if isinstance(network, nx.DiGraph):
         from ..graph.io import check_graph
 
         check_graph(network)
-        return analyse_graph(network)
+        return analyse_graph(network, var_scale=var_scale)
     raise OptionError(f"cannot analyse a {type(network).__name__}; pass an Arch or a networkx DiGraph")

@@ -69,7 +69,7 @@ def stage_h3(stage: Stage) -> bool:
     return math.prod((next(iter(v)) for v in values), start=Fraction(1)) == 1
 
 
-def _common(arch: Arch) -> dict:
+def _common(arch: Arch, var_scale: Fraction) -> dict:
     """Facts shared by both reductions."""
     stages = arch.stages
     last = stages[-1]
@@ -77,7 +77,7 @@ def _common(arch: Arch) -> dict:
     return {
         "hypothesis": classify_kinds(kinds),
         "covered": kinds <= COVERED_KINDS,
-        "h3": all(stage_h3(s) for s in stages[1:]),
+        "h3": var_scale == 1 and all(stage_h3(s) for s in stages[1:]),
         "hidden": {s.kind for s in stages[1:-1]},
         "last_kind": last.kind,
     }
@@ -90,11 +90,14 @@ def _replicate(arch: Arch, method: str, out: OutputAnalysis) -> GraphAnalysis:
     return GraphAnalysis(arch.name, arch.d, arch.px, method, outputs)
 
 
-def analyse_compressed(arch: Arch) -> GraphAnalysis:
-    """Exact analysis of every logit of ``arch`` by compression (see the module docstring)."""
+def analyse_compressed(arch: Arch, var_scale: Fraction = Fraction(1)) -> GraphAnalysis:
+    """Exact analysis of every logit of ``arch`` by compression (see the module docstring).
+
+    ``var_scale`` multiplies every random weight's variance (1/2 for LeCun initialisation).
+    """
     if arch.has_residual:
-        return _replicate(arch, "quotient", _analyse_quotient(arch))
-    return _replicate(arch, "factorized", _analyse_factorized(arch))
+        return _replicate(arch, "quotient", _analyse_quotient(arch, var_scale))
+    return _replicate(arch, "factorized", _analyse_factorized(arch, var_scale))
 
 
 # -- channel quotient ------------------------------------------------------------------------
@@ -106,7 +109,7 @@ def _succ_channels(arch: Arch, stage: Stage) -> int:
     return stage.channels if stage.mixes_channels else 1
 
 
-def _quotient_graph(arch: Arch) -> tuple[BackwardGraph, list[int]]:
+def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[BackwardGraph, list[int]]:
     """Channel quotient of ``arch``: one node per (stage, position); also the stage offsets."""
     names: list[str] = []
     kinds: list[str] = []
@@ -147,6 +150,7 @@ def _quotient_graph(arch: Arch) -> tuple[BackwardGraph, list[int]]:
         src_pos_index = {p: i for i, p in enumerate(positions[src.index])}
         mult = _succ_channels(arch, s)
         kappa = _kappa(s.kind)
+        kappa = None if kappa is None else kappa * var_scale
         out_positions = positions[s.index] if s.op != "dense" else [tuple(0 for _ in src.spatial)]
         for p_idx, pos in enumerate(out_positions):
             taps = spatial_taps(s.axes, pos)
@@ -168,9 +172,9 @@ def _quotient_graph(arch: Arch) -> tuple[BackwardGraph, list[int]]:
     return bg, offsets
 
 
-def _analyse_quotient(arch: Arch) -> OutputAnalysis:
-    bg, _ = _quotient_graph(arch)
-    facts = _common(arch)
+def _analyse_quotient(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
+    bg, _ = _quotient_graph(arch, var_scale)
+    facts = _common(arch, var_scale)
     o = bg.outputs[0]
     inputs = bg.inputs
     zero = Fraction(0)
@@ -258,7 +262,7 @@ def _axis_graph(arch: Arch, axis: int) -> BackwardGraph:
     return BackwardGraph(names, kinds, degree, succ, coefs, order, list(range(sizes[0])), [len(names) - 1])
 
 
-def _pred_scalar(arch: Arch) -> Fraction | None:
+def _pred_scalar(arch: Arch, var_scale: Fraction) -> Fraction | None:
     """Channel and nonlinearity factor ``S`` of the annealed prediction (None if not covered)."""
     scalar = Fraction(1)
     for s in arch.stages[1:]:
@@ -270,7 +274,7 @@ def _pred_scalar(arch: Arch) -> Fraction | None:
         if kappa is None:
             return None
         src = arch.stages[s.sources[0]]
-        scalar *= 2 * kappa * _succ_channels(arch, s) / src.channels
+        scalar *= 2 * kappa * var_scale * _succ_channels(arch, s) / src.channels
     return scalar
 
 
@@ -310,8 +314,8 @@ class _AxisData:
             self.cls.append(class_of[key])
 
 
-def _analyse_factorized(arch: Arch) -> OutputAnalysis:
-    facts = _common(arch)
+def _analyse_factorized(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
+    facts = _common(arch, var_scale)
     stages = arch.stages
     rank = len(arch.input_shape) - 1
     axes = [_AxisData(arch, a, facts["covered"]) for a in range(rank)]
@@ -319,7 +323,7 @@ def _analyse_factorized(arch: Arch) -> OutputAnalysis:
     d = arch.d
     r = GridValues("x", arch.input_shape, scalar=Fraction(1, c0), factors=tuple(ax.walk for ax in axes))
     grad = None
-    scalar = _pred_scalar(arch)
+    scalar = _pred_scalar(arch, var_scale)
     if facts["covered"] and scalar is not None:
         grad = GridValues("x", arch.input_shape, scalar=scalar, factors=tuple(ax.grad for ax in axes))  # type: ignore[misc]
     lemma9 = all(all(v == Fraction(1, ax.size) for v in ax.walk) for ax in axes)

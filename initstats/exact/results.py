@@ -44,6 +44,12 @@ class InputValues(ABC):
     def values(self) -> Iterator[Fraction]:
         return (v for _, v in self.items())
 
+    def to_numpy(self):
+        """The values as a float64 numpy array, in input order (for plots and float comparisons)."""
+        import numpy as np
+
+        return np.fromiter((float(v) for v in self.values()), dtype=np.float64, count=len(self))
+
     def to_dict(self) -> dict[Hashable, Fraction]:
         return dict(self.items())
 
@@ -116,6 +122,18 @@ class GridValues(InputValues):
         for p, n in zip(pos, self.shape[1:]):
             flat = flat * n + p
         return self.table[flat]  # type: ignore[index]
+
+    def to_numpy(self):
+        import numpy as np
+
+        if self.factors is None:
+            grid = np.array([float(v) for v in self.table], dtype=np.float64)  # type: ignore[union-attr]
+        else:
+            grid = np.array(float(self.scalar))
+            for f in self.factors:
+                grid = np.multiply.outer(grid, np.array([float(v) for v in f]))
+            grid = grid.reshape(-1)
+        return np.tile(grid, self.shape[0])
 
     def items(self) -> Iterator[tuple[Hashable, Fraction]]:
         spatial = self.shape[1:]

@@ -1,0 +1,1 @@
+"""The empirical engine: batched He-initialised networks in torch and their gradient statistics."""
