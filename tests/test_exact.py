@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import networkx as nx
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -237,3 +238,28 @@ def test_lemma9_holds_under_symmetry(arch):
     out = analyse(arch).outputs[0]
     if out.symmetric:
         assert out.lemma9_holds
+
+
+@pytest.mark.parametrize("mode,np_mode", [("zero", "constant"), ("circular", "wrap"), ("reflect", "reflect")])
+@pytest.mark.parametrize("n,kernel,stride,dilation,pad", [(5, 3, 1, 1, 1), (6, 3, 2, 2, 2), (4, 2, 2, 1, 1),
+                                                          (3, 3, 1, 1, 2), (7, 5, 3, 1, 2)])
+def test_axis_map_matches_numpy_padding(mode, np_mode, n, kernel, stride, dilation, pad):
+    """The graph's padding semantics are numpy's (= torch's): zero, wrap, reflect without edge repeat."""
+    from initstats.errors import SpecError
+    from initstats.spec import axis_map
+
+    try:
+        m = axis_map(n, kernel, stride, dilation, pad, mode)
+    except SpecError:
+        assert mode == "reflect" and pad >= n
+        return
+    marker = -1
+    padded = np.pad(np.arange(n), pad, mode=np_mode, **({"constant_values": marker} if np_mode == "constant" else {}))
+    for i, taps in enumerate(m.taps):
+        window = padded[i * stride: i * stride + dilation * (kernel - 1) + 1: dilation]
+        expected: dict[int, int] = {}
+        for j in window.tolist():
+            if j != marker:
+                expected[j] = expected.get(j, 0) + 1
+        assert dict(taps) == expected
+    assert m.n_out == (n + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
