@@ -11,13 +11,15 @@ import itertools
 import json
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from pathlib import Path
 
 import pandas as pd
 
 from .exact.results import GraphAnalysis, OutputAnalysis
 
-__all__ = ["show_fraction", "witness_text", "exact_summary_frame", "frame_to_markdown", "rich_table", "frame_to_csv", "to_json",
-           "output_groups"]
+__all__ = ["show_fraction", "witness_text", "exact_summary_frame", "frame_to_markdown", "rich_table", "frame_to_csv",
+           "to_json", "output_groups", "rows_display_frame", "claims_display_frame", "report_markdown",
+           "write_verification"]
 
 
 def show_fraction(x: Fraction | None, width: int = 10) -> str:
@@ -108,12 +110,13 @@ def rich_table(frame: pd.DataFrame, title: str | None = None):
     """A :class:`rich.table.Table` of a display frame."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in frame.columns:
         table.add_column(str(col), overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*(Text(str(v)) for v in row))  # Text: no markup, node ids like x[0,1] stay literal
     return table
 
 
@@ -133,3 +136,131 @@ def frame_to_csv(frame: pd.DataFrame) -> str:
 def to_json(obj: object) -> str:
     """JSON text (fractions as ``p/q``)."""
     return json.dumps(obj, indent=2, default=_jsonable)
+
+
+# -- verification ---------------------------------------------------------------------------
+
+def _pm(mean: float, se: float) -> str:
+    return f"{mean:.4g} ± {se:.2g}"
+
+
+def _verdict_by_row(result) -> dict[tuple, str]:
+    """Verdict shown beside each measured row: the claim that tests that row."""
+    out: dict[tuple, str] = {}
+    for c in result.claims:
+        if c.claim.startswith("grad_sq_total[") and c.d is not None:
+            out[("grad_logit_l2_sq", c.d, c.claim)] = c.verdict
+        elif c.claim.startswith("scaling:") and not c.claim.startswith("scaling:pool"):
+            out[(c.claim.split(":", 1)[1], None, None)] = c.verdict
+    return out
+
+
+def rows_display_frame(result) -> pd.DataFrame:
+    """One display row per (input size, statistic): mean ± SE, networks, prediction, verdict."""
+    verdicts = _verdict_by_row(result)
+    by_d = {}
+    for (stat, d, name), v in verdicts.items():
+        if d is not None:
+            by_d.setdefault(d, []).append((name, v))
+    rows = []
+    for r in result.rows.itertuples(index=False):
+        verdict = verdicts.get((r.statistic, None, None), "")
+        if r.statistic == "grad_logit_l2_sq":
+            names = by_d.get(r.d, [])
+            if names and getattr(r, "pool", None) is not None and not pd.isna(getattr(r, "pool", None)):
+                names = [n for n in names if n[0].endswith(f"pool={int(r.pool)}]")] or names
+            if names:
+                verdict = names[0][1]
+        row = {"px": "-" if r.px is None or pd.isna(r.px) else int(r.px), "d": r.d}
+        if "pool" in result.rows.columns:
+            row["pool"] = "-" if pd.isna(r.pool) else int(r.pool)
+        row.update({"statistic": r.statistic, "mean ± SE": _pm(r.mean, r.stderr), "nets": r.n_nets,
+                    "predicted": "-" if r.predicted is None or pd.isna(r.predicted) else f"{r.predicted:.6g}",
+                    "verdict": verdict or "-"})
+        if len(set(result.rows["output"].dropna())) > 1:
+            row["output"] = "-" if r.output is None or pd.isna(r.output) else r.output
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def claims_display_frame(result, width: int = 110) -> pd.DataFrame:
+    """One display row per claim: name, kind, verdict, the reason."""
+    rows = []
+    for c in result.claims:
+        detail = c.detail if len(c.detail) <= width else c.detail[: width - 3] + "..."
+        rows.append({"claim": c.claim, "kind": c.kind, "verdict": c.verdict, "detail": detail})
+    return pd.DataFrame(rows)
+
+
+def report_markdown(result, *, command: str, figures: Sequence[str] = ()) -> str:
+    """A Markdown report of a verification: settings, measurements, claims, figures."""
+    m0 = result.measurements[0]
+    lines = [
+        "# initstats verify report", "",
+        f"Command: `{command}`", "",
+        f"Device {m0.device}; {m0.inputs_per_net} input(s) per network; means and standard errors over independent "
+        f"networks.", "",
+        "## Measurements", "",
+        frame_to_markdown(rows_display_frame(result)),
+        "## Claims", "",
+        frame_to_markdown(pd.DataFrame([{"claim": c.claim, "kind": c.kind, "verdict": c.verdict,
+                                         "statement": c.statement, "detail": c.detail} for c in result.claims])),
+    ]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures] + [""]
+    return "\n".join(lines)
+
+
+def write_verification(result, out: str | Path, *, command: str, plot: bool = False) -> list[Path]:
+    """Write rows.csv, claims.csv, verify.json, report.md (and figures) into ``out``, atomically.
+
+    Tables are written first, so that a failure while plotting loses nothing already computed.
+    """
+    from .graph.io import write_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in (("rows.csv", frame_to_csv(result.rows)), ("claims.csv", frame_to_csv(result.claims_frame())),
+                       ("verify.json", to_json(result.to_dict()))):
+        write_atomic(out / name, text)
+        written.append(out / name)
+    figures: list[str] = []
+    write_atomic(out / "report.md", report_markdown(result, command=command))
+    written.append(out / "report.md")
+    if plot:
+        figures = _write_figures(result, out)
+        write_atomic(out / "report.md", report_markdown(result, command=command, figures=figures))
+        written += [Path(f) for f in figures]
+    return written
+
+
+def _write_figures(result, out: Path) -> list[str]:
+    from .plots import plot_coordinate_map, plot_scaling, save_figure
+    from .verify import SCALING_LAWS
+
+    paths = []
+    rows = result.rows
+    if "pool" in rows.columns:
+        rows = rows[rows["pool"] == rows["pool"].min()]
+    if rows["d"].nunique() >= 2:
+        fig = plot_scaling(rows, {k: v[0] for k, v in SCALING_LAWS.items()}, title="gradient norms against d")
+        save_figure(fig, out / "scaling.png")
+        paths.append(str(out / "scaling.png"))
+    for m, exact in zip(result.measurements, result.analyses):
+        first = exact.outputs[0]
+        if first.grad_sq is None:
+            continue
+        arch_shape = _input_shape(exact, m)
+        fig = plot_coordinate_map(m.coord_mean[0], first.grad_sq.to_numpy(), arch_shape,
+                                  title=f"{exact.arch}, d={m.d}: per-coordinate E(df/dx)^2")
+        path = out / f"map_d{m.d}.png"
+        save_figure(fig, path)
+        paths.append(str(path))
+    return paths
+
+
+def _input_shape(exact, m) -> tuple[int, ...]:
+    """The input grid of a compressed analysis, or a flat shape for a DAG."""
+    shape = getattr(exact.outputs[0].walk, "shape", None)
+    return tuple(shape) if shape is not None else (1, m.d)

@@ -74,5 +74,6 @@ def graph_command(
         for a in analyses:
             for names, out in output_groups(a):
                 if out.witness is not None:
-                    console.print(f"(S) fails at d={a.d} for {names[0]}: {witness_text(out)}", soft_wrap=True)
+                    console.print(f"(S) fails at d={a.d} for {names[0]}: {witness_text(out)}", soft_wrap=True,
+                                  markup=False)
         console.print("Long fractions are shown as floats; --format json gives every value exactly.")

@@ -1,0 +1,151 @@
+"""``initstats verify``: measure initialised networks and give each theorem a verdict."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+
+from ..errors import OptionError
+from ..graph.io import read_graph
+from ..render import (claims_display_frame, frame_to_csv, report_markdown, rich_table, rows_display_frame, to_json,
+                      write_verification)
+from ..verify import VerifySettings, verify_family, verify_graph
+from .app import app
+from .common import FORMATS, check_choice, handle_errors, parse_int_list, write_stdout
+from .common import console as make_console
+from .graph import family_options
+
+
+@app.command("verify")
+@handle_errors
+def verify_command(
+    arch: Optional[str] = typer.Option(None, "--arch", help="Family: fc, cnn, cnn-avgpool, resnet."),
+    dims: Optional[str] = typer.Option(None, "--dims", help="Input sizes in pixels, comma-separated (e.g. 32,64,128,256)."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="A node-link JSON file describing the DAG."),
+    channels: Optional[int] = typer.Option(None, "--channels", help="Channels per conv layer (default 16, a CPU width; 64 is the paper's)."),
+    padding: Optional[str] = typer.Option(None, "--padding", help="zero | circular | reflect."),
+    downsample: Optional[str] = typer.Option(None, "--downsample", help="stride | avg | max."),
+    head: Optional[str] = typer.Option(None, "--head", help="dense | avgpool | maxpool."),
+    batchnorm: Optional[bool] = typer.Option(None, "--batchnorm/--no-batchnorm", help="Conv -> BatchNorm -> ReLU."),
+    classes: Optional[int] = typer.Option(None, "--classes", help="Number of logits."),
+    width: Optional[int] = typer.Option(None, "--width", help="Units per hidden layer (fc)."),
+    depth: Optional[int] = typer.Option(None, "--depth", help="Hidden layers (fc)."),
+    blocks: Optional[int] = typer.Option(None, "--blocks", help="Residual blocks (resnet)."),
+    pool: str = typer.Option("1", "--pool", help="Average-pooling sizes before the head, e.g. 1,2,4 (Theorems 7/11)."),
+    nets: Optional[int] = typer.Option(None, "--nets", help="Networks per input size (default: until --rel-se is reached)."),
+    rel_se: Optional[float] = typer.Option(None, "--rel-se", help="Target relative standard error of E|grad f|^2 "
+                                           "(default 0.013: a 5% error detected at 99% confidence with 90% power)."),
+    max_nets: int = typer.Option(20000, "--max-nets", help="Cap on networks per input size."),
+    inputs_per_net: Optional[int] = typer.Option(None, "--inputs-per-net", help="Inputs per network (default 1; 16 with BatchNorm)."),
+    logits: Optional[int] = typer.Option(None, "--logits", help="Logits differentiated per network (default 1 for families, all for --spec)."),
+    inputs: str = typer.Option("normal", "--inputs", help="normal | uniform | path to an .npy file of inputs."),
+    init: str = typer.Option("he", "--init", help="he (variance 2/fan_in) | lecun (1/fan_in)."),
+    literal_h1: bool = typer.Option(False, "--literal-h1", help="ReLU on the logits (H1 taken literally: total 1)."),
+    eps: float = typer.Option(1.0, "--eps", help="eps_inf of the damage statistic eps*|grad L|_1."),
+    confidence: float = typer.Option(0.99, "--confidence", help="Confidence level of every test."),
+    exponent_tolerance: float = typer.Option(0.1, "--exponent-tolerance", help="Tolerance on fitted exponents."),
+    excess_tolerance: Optional[float] = typer.Option(None, "--excess-tolerance", help="Test the excess over the "
+                                                     "annealed value (pooling, residual sums) within this relative "
+                                                     "tolerance instead of only reporting it."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed and device: same numbers)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
+    fmt: str = typer.Option("table", "--format", help="table | json | csv | markdown."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write rows.csv, claims.csv, verify.json and report.md here."),
+    plot: bool = typer.Option(False, "--plot", help="Also write figures (PNG) into --out."),
+) -> None:
+    """Draw He-initialised networks, measure input gradients, and test Theorems 4, 5, 7, 11 and Corollary 6."""
+    from ..empirical.measure import DEFAULT_REL_SE, MeasureOptions
+
+    check_choice("--format", fmt, FORMATS)
+    if plot and out is None:
+        raise OptionError("--plot writes figures into --out DIR; give --out")
+    if nets is not None and rel_se is not None:
+        raise OptionError("give either --nets N (fixed) or --rel-se R (adaptive), not both")
+    options = MeasureOptions(nets=nets, rel_se=DEFAULT_REL_SE if rel_se is None else rel_se, max_nets=max_nets,
+                             min_nets=min(64, max_nets), inputs_per_net=inputs_per_net, logits=logits,
+                             inputs=inputs, eps=eps, init=init, seed=seed, device=device, dtype=dtype)
+    settings = VerifySettings(confidence=confidence, exponent_tolerance=exponent_tolerance,
+                              approx_tolerance=excess_tolerance)
+    fam = family_options(channels, padding, downsample, head, batchnorm, classes, width, depth, blocks)
+    pools = parse_int_list(pool, "--pool")
+    from ..empirical.common import resolve_device
+
+    resolve_device(device)  # fail fast, before any work
+    if out is not None and out.exists() and not out.is_dir():
+        raise OptionError(f"--out {str(out)!r} exists and is not a directory")
+    with _progress() as progress:
+        if spec is not None:
+            given = [f"--{k} {v!r}" for k, v in (("arch", arch), ("dims", dims), *fam.items()) if v is not None]
+            if given or pools != [1]:
+                raise OptionError(f"--spec describes the whole network; do not combine it with "
+                                  f"{', '.join(given) or '--pool'}")
+            if literal_h1:
+                raise OptionError("--literal-h1 applies to families; in a --spec file give the outputs kind 'relu'")
+            result = verify_graph(read_graph(spec), options=options, settings=settings, progress=progress)
+            title = f"initstats verify --spec {spec}"
+        elif arch is not None:
+            if dims is None:
+                raise OptionError("--arch needs --dims, e.g. --dims 32,64,128,256")
+            result = verify_family(arch, parse_int_list(dims, "--dims"), pools=pools, family_options=fam,
+                                   options=options, literal_h1=literal_h1, settings=settings, progress=progress)
+            title = f"initstats verify: {arch}"
+        else:
+            raise OptionError("give --arch NAME --dims 32,64,128,256 or --spec FILE")
+
+    command = "initstats " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if out is not None:
+        write_verification(result, out, command=command, plot=plot)
+    if fmt == "json":
+        write_stdout(to_json(result.to_dict()))
+    elif fmt == "csv":
+        write_stdout(frame_to_csv(result.rows))
+    elif fmt == "markdown":
+        write_stdout(report_markdown(result, command=command, figures=()))
+    else:
+        console = make_console()
+        console.print(rich_table(rows_display_frame(result), title=title))
+        console.print(rich_table(claims_display_frame(result), title="claims"))
+        counts = pd.Series([c.verdict for c in result.claims]).value_counts().to_dict()
+        summary = ", ".join(f"{n} {v}" for v, n in counts.items())
+        m0 = result.measurements[0]
+        console.print(f"{len(result.claims)} claims: {summary}.  Means and standard errors are over independent "
+                      f"networks ({m0.inputs_per_net} input(s) each, device {m0.device}).", soft_wrap=True)
+        if out is not None:
+            console.print(f"wrote {out}/")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self.bar = None
+        if not console.is_terminal:
+            return None
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("nets"),
+                            TimeElapsedColumn(), console=console, transient=True)
+        self.bar.__enter__()
+        self.tasks: dict[str, int] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            task = self.tasks.get(label)
+            if task is None:
+                task = self.tasks[label] = self.bar.add_task(label, total=total)
+            self.bar.update(task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

@@ -1,0 +1,115 @@
+"""Figures from result frames (seaborn and matplotlib, imported lazily, ``Agg`` backend).
+
+Functions take the tidy frames and objects the library returns and give a matplotlib
+``Figure``; :func:`save_figure` writes it atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["plot_scaling", "plot_coordinate_map", "save_figure"]
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    return plt, sns
+
+
+def plot_scaling(rows: pd.DataFrame, exponents: dict[str, float], *, x: str = "d", title: str | None = None,
+                 log_corrected: tuple[str, ...] = ("grad_loss_linf",)):
+    """Log-log panels of each statistic against ``x`` (mean ± 2 SE), with the predicted slope.
+
+    The predicted line has the predicted exponent and passes through the geometric mean of the
+    points; ``log_corrected`` statistics are divided by ``sqrt(2 ln d)`` first.
+    """
+    plt, sns = _mpl()
+    from matplotlib.ticker import FuncFormatter
+
+    _short = FuncFormatter(lambda v, _: f"{v:.3g}")
+    stats = [s for s in exponents if s in set(rows["statistic"])]
+    cols = min(3, len(stats)) or 1
+    nrows = math.ceil(len(stats) / cols) or 1
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
+    for ax, stat in zip(axes.flat, stats):
+        sub = rows[rows["statistic"] == stat].sort_values(x)
+        xs = sub[x].to_numpy(dtype=float)
+        scale = np.sqrt(2 * np.log(sub["d"].to_numpy(dtype=float))) if stat in log_corrected else 1.0
+        mean = sub["mean"].to_numpy(dtype=float) / scale
+        se = sub["stderr"].to_numpy(dtype=float) / scale
+        ax.errorbar(xs, mean, yerr=2 * se, fmt="o", color=sns.color_palette()[0], label="measured ± 2 SE")
+        k = exponents[stat]
+        anchor = np.exp(np.mean(np.log(mean)) - k * np.mean(np.log(xs)))
+        grid = np.geomspace(xs.min(), xs.max(), 50)
+        ax.plot(grid, anchor * grid ** k, "--", color=sns.color_palette()[1], label=f"slope {k:+g} (theory)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(_short)
+            axis.set_minor_formatter(_short)
+        ax.set_xlabel(x)
+        ax.set_title(stat + (" / sqrt(2 ln d)" if stat in log_corrected else ""))
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(stats):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_coordinate_map(measured: np.ndarray, predicted: np.ndarray, input_shape: tuple[int, ...], *,
+                        title: str | None = None):
+    """Measured against predicted per-coordinate ``E(df/dx_i)^2`` (averaged over channels).
+
+    2-D inputs are shown as images side by side with a scatter of all coordinates; other inputs
+    as a scatter only.
+    """
+    plt, sns = _mpl()
+    spatial = input_shape[1:]
+    c = input_shape[0]
+    if len(spatial) == 2:
+        meas_img = measured.reshape(c, *spatial).mean(0)
+        pred_img = predicted.reshape(c, *spatial).mean(0)
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+        vmax = max(float(meas_img.max()), float(pred_img.max()))
+        for ax, img, name in ((axes[0], meas_img, "measured"), (axes[1], pred_img, "exact (annealed)")):
+            im = ax.imshow(img, vmin=0, vmax=vmax, cmap="viridis")
+            ax.set_title(f"{name} E(df/dx)^2")
+            ax.axis("off")
+        fig.colorbar(im, ax=axes[:2], shrink=0.8)
+        ax = axes[2]
+    else:
+        fig, ax = plt.subplots(1, 1, figsize=(4.5, 3.6))
+    ax.scatter(predicted, measured, s=4, alpha=0.4)
+    lim = [0, max(float(predicted.max()), float(measured.max())) * 1.05]
+    ax.plot(lim, lim, "--", color="grey")
+    ax.set_xlabel("exact (annealed)")
+    ax.set_ylabel("measured")
+    ax.set_title("per coordinate")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Write a figure as PNG atomically and close it."""
+    from .graph.io import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    write_atomic(path, buf.getvalue())
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -1,0 +1,290 @@
+"""Verdict logic: the tests can fail, a correct prediction passes at the stated rate, a 5 %-wrong
+one is rejected; equivalence tests, log-log fits and the combination of verdicts.
+
+Everything here is pure arithmetic on synthetic samples, except one check on real networks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binom, norm
+
+from initstats.claims import (KINDS, VERDICTS, Claim, approximate_claim, combine_verdicts, exact_claim, loglog_fit,
+                              not_covered_claim, scaling_claim, z_value)
+from initstats.empirical.measure import DEFAULT_REL_SE, detectable_rel_se
+
+from .measured import fc_measurement
+
+Z99 = 2.5758293035489
+
+
+def test_z_value_and_the_sampling_targets():
+    assert z_value(0.99) == pytest.approx(Z99)
+    assert z_value(0.95) == pytest.approx(1.959964, abs=1e-6)
+    # (z_{0.995} + z_power) * rel_se = 5 %
+    assert detectable_rel_se() == pytest.approx(0.05 / (Z99 + norm.ppf(0.8)))
+    assert detectable_rel_se(power=0.9) == pytest.approx(0.05 / (Z99 + norm.ppf(0.9)))
+    assert DEFAULT_REL_SE == pytest.approx(detectable_rel_se(power=0.9), abs=1e-4)
+    assert DEFAULT_REL_SE < detectable_rel_se()       # the sampling target leaves a margin for the verdict
+
+
+# --------------------------------------------------------------------------------------------
+# exact claims: single cases and their boundaries
+# --------------------------------------------------------------------------------------------
+
+def test_exact_claim_rejects_a_five_percent_error_at_one_percent_standard_error():
+    mean, se = 2.003, 0.02                               # a sample with 1 % relative SE
+    wrong = exact_claim("c", "s", mean, se, 2 * 1.05)
+    assert wrong.verdict == "fail" and "standard errors" in wrong.detail
+    assert exact_claim("c", "s", mean, se, 2 * 0.95).verdict == "fail"
+    right = exact_claim("c", "s", mean, se, 2.0, d=192)
+    assert right.verdict == "pass"
+    assert right.kind == "exact" and right.claim == "c" and right.statement == "s" and right.d == 192
+    assert right.predicted == 2.0 and right.estimate == mean and right.stderr == se
+    assert right.ci_low == pytest.approx(mean - Z99 * se) and right.ci_high == pytest.approx(mean + Z99 * se)
+    assert right.confidence == 0.99 and right.tolerance == 0.05
+
+
+def test_exact_claim_fail_boundary_is_z_standard_errors():
+    se = 0.01
+    assert exact_claim("", "", 1.0 + (Z99 - 1e-6) * se, se, 1.0).verdict == "pass"
+    assert exact_claim("", "", 1.0 + (Z99 + 1e-6) * se, se, 1.0).verdict == "fail"
+    assert exact_claim("", "", 1.0 - (Z99 + 1e-6) * se, se, 1.0).verdict == "fail"
+    # another confidence level moves the boundary
+    assert exact_claim("", "", 1.0 + 2.2 * se, se, 1.0).verdict == "pass"
+    assert exact_claim("", "", 1.0 + 2.2 * se, se, 1.0, confidence=0.95).verdict == "fail"
+
+
+def test_exact_claim_is_inconclusive_when_it_could_not_detect_five_percent():
+    # (z + z_0.8) * se > 5 % of the prediction: a consistent measurement proves nothing
+    limit = 0.05 / (Z99 + norm.ppf(0.8))
+    assert exact_claim("", "", 1.0, limit * (1 - 1e-6), 1.0).verdict == "pass"
+    c = exact_claim("", "", 1.0, limit * (1 + 1e-6), 1.0)
+    assert c.verdict == "inconclusive" and "draw more networks" in c.detail
+    assert exact_claim("", "", 1.0, 0.1, 1.0).verdict == "inconclusive"
+    # a larger detectable error or a lower power needs fewer networks
+    assert exact_claim("", "", 1.0, 0.02, 1.0, detectable=0.1).verdict == "pass"
+    assert exact_claim("", "", 1.0, 0.0165, 1.0, power=0.5).verdict == "pass"
+    assert exact_claim("", "", 1.0, 0.0165, 1.0).verdict == "inconclusive"
+    # a gross error is still a failure with a large standard error
+    assert exact_claim("", "", 3.0, 0.1, 1.0).verdict == "fail"
+    # no standard error (one network): inconclusive, never pass
+    assert exact_claim("", "", 1.0, math.inf, 1.0).verdict == "inconclusive"
+    assert exact_claim("", "", 1.0, math.nan, 1.0).verdict == "inconclusive"
+
+
+# --------------------------------------------------------------------------------------------
+# exact claims: rates over many seeded synthetic samples
+# --------------------------------------------------------------------------------------------
+
+def _rates(confidence: float, reps: int = 400, sigma: float = 0.7, seed: int = 0) -> tuple[dict, dict, int]:
+    """Verdicts of the true mean and of a 5 %-wrong one over ``reps`` lognormal samples whose size gives the
+    default sampling target's relative standard error (a 5 % error detected with 90 % power)."""
+    rng = np.random.default_rng(seed)
+    true_mean = math.exp(sigma ** 2 / 2)                  # E of lognormal(0, sigma)
+    cv = math.sqrt(math.exp(sigma ** 2) - 1)
+    n = math.ceil((cv / detectable_rel_se(0.05, confidence, 0.9)) ** 2)
+    right: dict[str, int] = {v: 0 for v in VERDICTS}
+    wrong: dict[str, int] = {v: 0 for v in VERDICTS}
+    for _ in range(reps):
+        x = rng.lognormal(0.0, sigma, size=n)            # one value per independent "network"
+        mean, se = x.mean(), x.std(ddof=1) / math.sqrt(n)
+        right[exact_claim("", "", mean, se, true_mean, confidence=confidence).verdict] += 1
+        wrong[exact_claim("", "", mean, se, 1.05 * true_mean, confidence=confidence).verdict] += 1
+    return right, wrong, n
+
+
+@pytest.mark.parametrize("confidence", [0.99, 0.95])
+def test_correct_prediction_passes_at_the_stated_rate(confidence):
+    reps = 400
+    right, wrong, n = _rates(confidence, reps)
+    assert n > 1000
+    # Failures of the true value are Binomial(reps, 1 - confidence): a correct implementation leaves the
+    # central 99.98 % interval with probability 2e-4 (and the seed is fixed).
+    lo, hi = binom.ppf(1e-4, reps, 1 - confidence), binom.isf(1e-4, reps, 1 - confidence)
+    assert lo <= right["fail"] <= hi, (right, lo, hi)
+    # At this sample size (the sampling target, 90 % power) a consistent measurement is rarely
+    # inconclusive: only when the sample's standard error comes out 13 % above its expected value.
+    assert right["inconclusive"] <= 0.01 * reps and right["not-covered"] == 0
+    # so the true value passes at the stated rate: P(pass) >= confidence - 0.5 %
+    assert right["pass"] >= binom.ppf(1e-4, reps, confidence - 0.005), right
+    # a prediction off by 5 % is rejected in at least 80 % of the samples (90 % expected)
+    assert wrong["fail"] >= 0.8 * reps, wrong
+    assert wrong["pass"] <= reps - wrong["fail"]
+
+
+def test_the_rate_test_can_fail():
+    """The bounds above are tight enough: a test at 95 % confidence is not a test at 99 %."""
+    reps = 400
+    right95, _, _ = _rates(0.95, reps)
+    assert right95["fail"] > binom.isf(1e-4, reps, 0.01)
+    assert right95["pass"] < binom.ppf(1e-4, reps, 0.99 - 0.005)
+
+
+def test_five_percent_error_rejected_at_the_verdict_threshold():
+    """At the largest standard error that still allows a pass, 5 % is detected with the stated 80 % power."""
+    rng = np.random.default_rng(1)
+    reps = 2000
+    se = 0.05 / (Z99 + norm.ppf(0.8)) * 0.999
+    means = 1.0 + se * rng.standard_normal(reps)         # a normal sample mean with known standard error
+    fails = sum(exact_claim("", "", m, se, 1.05).verdict == "fail" for m in means)
+    # expected 0.8 * 1.05 ... ~0.80; binomial sd 0.009
+    assert abs(fails / reps - norm.cdf(0.05 / se - Z99)) < 0.035
+    assert fails / reps > 0.76
+
+
+# --------------------------------------------------------------------------------------------
+# approximate claims (equivalence within a tolerance)
+# --------------------------------------------------------------------------------------------
+
+def test_approximate_claim_without_tolerance_reports_the_excess():
+    c = approximate_claim("a", "s", 1.64, 0.01, 1.0, d=48)
+    assert c.verdict == "not-covered" and c.kind == "approximate" and c.tolerance is None
+    assert c.estimate == pytest.approx(0.64) and c.stderr == pytest.approx(0.01) and "+64.00%" in c.detail
+    assert c.ci_low == pytest.approx(0.64 - Z99 * 0.01)
+
+
+def test_approximate_claim_pass_fail_inconclusive():
+    ok = approximate_claim("a", "s", 1.05, 0.01, 1.0, d=48, tolerance=0.2)
+    assert ok.verdict == "pass" and ok.kind == "approximate" and ok.d == 48
+    assert ok.predicted == 0.0 and ok.estimate == pytest.approx(0.05) and ok.stderr == pytest.approx(0.01)
+    assert ok.ci_low == pytest.approx(0.05 - Z99 * 0.01) and ok.ci_high == pytest.approx(0.05 + Z99 * 0.01)
+    assert ok.tolerance == 0.2 and "+5.00%" in ok.detail and "20%" in ok.detail
+    # the excess is relative: the same numbers at another scale give the same verdicts
+    assert approximate_claim("a", "s", 10.5, 0.1, 10.0, tolerance=0.2).estimate == pytest.approx(0.05)
+    assert approximate_claim("a", "s", 1.5, 0.01, 1.0, tolerance=0.2).verdict == "fail"
+    assert approximate_claim("a", "s", 0.7, 0.01, 1.0, tolerance=0.2).verdict == "fail"
+    assert approximate_claim("a", "s", 1.18, 0.02, 1.0, tolerance=0.2).verdict == "inconclusive"   # CI 0.13 .. 0.23
+    assert approximate_claim("a", "s", 1.0, 0.1, 1.0, tolerance=0.2).verdict == "inconclusive"     # CI wider than the band
+    assert approximate_claim("a", "s", 1.18, 0.02, 1.0, tolerance=0.3).verdict == "pass"
+    # boundaries: the interval must lie inside [-tol, tol] to pass, outside to fail
+    se = 0.01
+    assert approximate_claim("", "", 1 + 0.2 - Z99 * se - 1e-6, se, 1.0, tolerance=0.2).verdict == "pass"
+    assert approximate_claim("", "", 1 + 0.2 - Z99 * se + 1e-6, se, 1.0, tolerance=0.2).verdict == "inconclusive"
+    assert approximate_claim("", "", 1 + 0.2 + Z99 * se + 1e-6, se, 1.0, tolerance=0.2).verdict == "fail"
+    assert approximate_claim("", "", 1 + 0.2 + Z99 * se - 1e-6, se, 1.0, tolerance=0.2).verdict == "inconclusive"
+
+
+# --------------------------------------------------------------------------------------------
+# log-log fits and scaling claims
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exponent", [0.5, 0.0, -0.5, -1.0])
+def test_loglog_fit_recovers_exact_power_laws_like_polyfit(exponent):
+    x = np.array([48.0, 192.0, 768.0, 3072.0])
+    mean = 3.7 * x ** exponent
+    se = mean * np.array([0.01, 0.02, 0.015, 0.03])
+    fit = loglog_fit(x, mean, se)
+    assert fit.exponent == pytest.approx(exponent, abs=1e-10)
+    assert fit.intercept == pytest.approx(math.log(3.7), abs=1e-10)
+    assert fit.chi2 == pytest.approx(0, abs=1e-16) and fit.dof == 2
+    # weighted least squares with sigma(log mean) = se / mean: numpy's polyfit with w = 1/sigma
+    coef, cov = np.polyfit(np.log(x), np.log(mean), 1, w=mean / se, cov="unscaled")
+    assert fit.exponent == pytest.approx(coef[0], abs=1e-10)
+    assert fit.stderr == pytest.approx(math.sqrt(cov[0, 0]), rel=1e-8)   # Birge ratio 0 < 1: no inflation
+
+
+def test_loglog_fit_inflates_errors_by_the_birge_ratio_on_scattered_points():
+    rng = np.random.default_rng(0)
+    x = np.geomspace(16, 4096, 6)
+    mean = 2.0 * x ** 0.5 * np.exp(rng.normal(0, 0.1, size=6))      # 10 % scatter ...
+    se = 0.01 * mean                                                  # ... against 1 % error bars
+    fit = loglog_fit(x, mean, se)
+    coef, cov_unscaled = np.polyfit(np.log(x), np.log(mean), 1, w=mean / se, cov="unscaled")
+    _, cov_scaled = np.polyfit(np.log(x), np.log(mean), 1, w=mean / se, cov=True)   # scaled by chi2/dof
+    assert fit.exponent == pytest.approx(coef[0], abs=1e-10)
+    assert fit.birge > 3 and fit.birge == pytest.approx(math.sqrt(fit.chi2 / fit.dof))
+    assert fit.stderr == pytest.approx(math.sqrt(cov_scaled[0, 0]), rel=1e-8)
+    assert fit.stderr == pytest.approx(fit.birge * math.sqrt(cov_unscaled[0, 0]), rel=1e-8)
+    claim = scaling_claim("s", "", x, mean, se, 0.5)
+    assert "scatter" in claim.detail
+
+
+def test_loglog_fit_rejects_degenerate_input():
+    with pytest.raises(ValueError, match="two distinct"):
+        loglog_fit([32], [1.0], [0.1])
+    with pytest.raises(ValueError, match="two distinct"):
+        loglog_fit([32, 32], [1.0, 1.1], [0.1, 0.1])
+    with pytest.raises(ValueError, match="positive"):
+        loglog_fit([32, 64], [1.0, 0.0], [0.1, 0.1])
+
+
+def test_loglog_fit_without_standard_errors_is_inconclusive():
+    """One network per point gives no standard error: the exponent is fitted, its error is unknown."""
+    x, mean = [48, 192, 768], [1.0, 2.1, 3.9]
+    fit = loglog_fit(x, mean, [math.inf] * 3)
+    assert fit.exponent == pytest.approx(np.polyfit(np.log(x), np.log(mean), 1)[0]) and fit.stderr == math.inf
+    assert scaling_claim("s", "", x, mean, [0.1, math.inf, 0.1], 0.5).verdict == "inconclusive"
+
+
+def test_exact_claim_with_zero_standard_error():
+    """Every network gave the same value (e.g. all gradients 0): a difference is infinitely many SEs."""
+    c = exact_claim("", "", 0.0, 0.0, 2.0)
+    assert c.verdict == "fail" and "inf standard errors" in c.detail
+    assert exact_claim("", "", 2.0, 0.0, 2.0).verdict == "pass"
+
+
+def test_scaling_claim_pass_fail_inconclusive():
+    x = [48, 192, 768]
+    mean = [2 * v ** 0.5 for v in x]
+    tight = [0.01 * m for m in mean]
+    ok = scaling_claim("sc", "st", x, mean, tight, 0.5)
+    assert ok.verdict == "pass" and ok.kind == "scaling" and ok.predicted == 0.5
+    assert ok.estimate == pytest.approx(0.5) and ok.tolerance == 0.1 and ok.d is None
+    assert ok.ci_low == pytest.approx(0.5 - Z99 * ok.stderr) and ok.ci_high == pytest.approx(0.5 + Z99 * ok.stderr)
+    assert scaling_claim("sc", "st", x, mean, tight, 0.0).verdict == "fail"           # Theorem 4's d^0 is wrong here
+    assert scaling_claim("sc", "st", x, mean, tight, 0.38).verdict == "fail"
+    assert scaling_claim("sc", "st", x, mean, tight, 0.42).verdict == "pass"
+    loose = [0.3 * m for m in mean]
+    assert scaling_claim("sc", "st", x, mean, loose, 0.5).verdict == "inconclusive"
+    two = scaling_claim("sc", "st", x[:2], mean[:2], [0.3 * m for m in mean[:2]], 0.5)
+    assert two.verdict == "inconclusive" and "give more dimensions" in two.detail
+
+
+# --------------------------------------------------------------------------------------------
+# verdict bookkeeping
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("verdicts,combined", [
+    (["pass", "pass"], "pass"),
+    (["pass", "inconclusive"], "inconclusive"),
+    (["inconclusive", "fail", "pass"], "fail"),
+    (["pass", "not-covered"], "pass"),
+    (["not-covered", "fail"], "fail"),
+    (["not-covered"], "not-covered"),
+    ([], "not-covered"),
+])
+def test_combine_verdicts(verdicts, combined):
+    assert combine_verdicts(verdicts) == combined
+
+
+def test_claim_validates_kind_and_verdict():
+    assert set(KINDS) == {"exact", "approximate", "scaling", "not-covered"}
+    assert set(VERDICTS) == {"pass", "fail", "inconclusive", "not-covered"}
+    with pytest.raises(ValueError, match="kind"):
+        Claim("c", "theorem", "pass", "s")
+    with pytest.raises(ValueError, match="verdict"):
+        Claim("c", "exact", "ok", "s")
+    nc = not_covered_claim("n", "s", "max pooling is outside (H)", estimate=1.7, stderr=0.1, d=3)
+    assert (nc.kind, nc.verdict, nc.detail, nc.estimate, nc.d) == ("not-covered", "not-covered",
+                                                                   "max pooling is outside (H)", 1.7, 3)
+    assert set(nc.to_dict()) == {"claim", "kind", "verdict", "statement", "predicted", "estimate", "stderr", "ci_low",
+                                 "ci_high", "tolerance", "confidence", "d", "detail"}
+
+
+# --------------------------------------------------------------------------------------------
+# the same logic on real networks
+# --------------------------------------------------------------------------------------------
+
+def test_real_networks_reject_a_five_percent_wrong_prediction():
+    """One measurement of E||grad f||^2 on 2000 He-initialised FC networks (about 1.2 % relative SE):
+    Theorem 4's 2 passes, 2 * 1.05 and 2 * 0.95 are rejected."""
+    m = fc_measurement()
+    mean, se = m.mean_se("grad_logit_l2_sq")
+    assert se / mean < 0.015
+    assert exact_claim("", "", mean, se, 2.0).verdict == "pass"
+    assert exact_claim("", "", mean, se, 2.0 * 1.05).verdict == "fail"
+    assert exact_claim("", "", mean, se, 2.0 * 0.95).verdict == "fail"

@@ -1,0 +1,857 @@
+"""The Monte Carlo engine: the torch models are the networks the specs describe, and they agree
+statistically with the exact engine.
+
+Model tests compare, in float64, the batched ensembles with hand-written references: a per-network
+forward built from ``torch.nn`` modules, the neuron-level graph of the same spec run by
+:class:`DagEnsemble` with weights copied from the shared convolution kernels, and a node-by-node
+evaluation of a hand-made DAG.  Statistical tests draw seeded networks on the CPU and compare
+``E||grad f||^2`` (and its per-coordinate map) with the exact annealed prediction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from fractions import Fraction
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from initstats.claims import exact_claim
+from initstats.empirical.common import chunk_generator, init_gain, resolve_device
+from initstats.empirical.dagnet import DagEnsemble
+from initstats.empirical.ensemble import ArchEnsemble
+from initstats.empirical.measure import LOGIT_STATISTICS, STATISTICS, MeasureOptions, measure
+from initstats.errors import DeviceError, OptionError, SpecFileError
+from initstats.exact import analyse
+from initstats.families import make_arch, with_logit_relu
+from initstats.graph import build_graph
+from initstats.spec import Arch, AvgPool, Conv, Dense, MaxPool, Residual, node_id
+from initstats.verify import border_rings
+
+from .measured import FC_NETS, fc_measurement
+
+F64 = torch.float64
+
+
+# ============================================================================================
+# independent references
+# ============================================================================================
+
+def _tup(v, rank: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, tuple) else (v,) * rank
+
+
+def _conv_geometry(layer: Conv, rank: int):
+    k, stride, dil = _tup(layer.kernel, rank), _tup(layer.stride, rank), _tup(layer.dilation, rank)
+    pads = tuple(d * (kk - 1) // 2 for d, kk in zip(dil, k)) if layer.pad is None else _tup(layer.pad, rank)
+    return k, stride, dil, pads
+
+
+_TORCH_PADDING = {"zero": "zeros", "circular": "circular", "reflect": "reflect"}
+
+
+def net_weights(ens: ArchEnsemble, i: int) -> dict[int, torch.Tensor]:
+    """The weights of network ``i`` of an ensemble: ``(C_out, C_in, *k)`` kernels, ``(fan_in, out)`` matrices."""
+    out = {}
+    for s in ens.arch.stages[1:]:
+        if s.op == "conv":
+            out[s.index] = ens.weights[s.index][i * s.channels:(i + 1) * s.channels]
+        elif s.op == "dense":
+            out[s.index] = ens.weights[s.index][i]
+    return out
+
+
+def reference_forward(arch: Arch, weights: dict[int, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """One network, layer by layer with ``torch.nn`` modules; ``x`` of shape ``(batch, *input_shape)``."""
+    stages = iter(arch.stages[1:])
+
+    def run(layers, h):
+        for layer in layers:
+            if isinstance(layer, Residual):
+                y = run(layer.body, h)
+                s = next(stages)
+                assert s.op == "sum"
+                h = h + y                                   # a sum node: no activation
+                continue
+            s = next(stages)
+            rank = h.dim() - 2
+            if isinstance(layer, Conv):
+                k, stride, dil, pads = _conv_geometry(layer, rank)
+                cls = nn.Conv1d if rank == 1 else nn.Conv2d
+                conv = cls(h.shape[1], layer.out_channels, k, stride=stride, padding=pads, dilation=dil, bias=False,
+                           padding_mode=_TORCH_PADDING[layer.padding]).to(F64)
+                with torch.no_grad():
+                    conv.weight.copy_(weights[s.index])
+                h = conv(h)
+                if layer.batchnorm:
+                    bn = (nn.BatchNorm1d if rank == 1 else nn.BatchNorm2d)(layer.out_channels, affine=False,
+                                                                            track_running_stats=False)
+                    h = bn.to(F64)(h)
+            elif isinstance(layer, Dense):
+                w = weights[s.index]
+                lin = nn.Linear(w.shape[0], w.shape[1], bias=False).to(F64)
+                with torch.no_grad():
+                    lin.weight.copy_(w.T)
+                h = lin(h.flatten(1))
+                if layer.batchnorm:
+                    h = nn.BatchNorm1d(layer.out_features, affine=False, track_running_stats=False).to(F64)(h)
+            elif isinstance(layer, (AvgPool, MaxPool)):
+                avg = isinstance(layer, AvgPool)
+                if layer.kernel is None:
+                    pool = {(True, 1): nn.AdaptiveAvgPool1d, (True, 2): nn.AdaptiveAvgPool2d,
+                            (False, 1): nn.AdaptiveMaxPool1d, (False, 2): nn.AdaptiveMaxPool2d}[avg, rank](1)
+                else:
+                    stride = layer.stride if layer.stride is not None else layer.kernel
+                    pool = {(True, 1): nn.AvgPool1d, (True, 2): nn.AvgPool2d, (False, 1): nn.MaxPool1d,
+                            (False, 2): nn.MaxPool2d}[avg, rank](layer.kernel, stride)
+                h = pool(h)
+            else:
+                raise AssertionError(layer)
+            if getattr(layer, "activation", None) == "relu":
+                h = torch.relu(h)
+            assert tuple(h.shape[1:]) == s.shape, (s.name, h.shape, s.shape)
+        return h
+
+    out = run(arch.layers, x)
+    assert next(stages, None) is None
+    return out
+
+
+def _mapped(t: int, n: int, mode: str) -> int | None:
+    """Where kernel tap ``t`` (a position of the padded axis, origin at the first real entry) reads."""
+    if 0 <= t < n:
+        return t
+    if mode == "zero":
+        return None
+    if mode == "circular":
+        return t % n
+    r = -t if t < 0 else 2 * (n - 1) - t                   # one reflection, without repeating the edge
+    assert 0 <= r < n
+    return r
+
+
+def shared_edge_weights(arch: Arch, weights: dict[int, torch.Tensor]) -> tuple[dict, dict]:
+    """Per (input neuron, output neuron) pair: the sum of the shared kernel entries that map onto it,
+    and how many entries do.  Computed from the padding semantics, independently of ``axis_map``."""
+    weight: dict[tuple[str, str], float] = defaultdict(float)
+    mult: dict[tuple[str, str], int] = defaultdict(int)
+    for s in arch.stages[1:]:
+        if s.op not in ("conv", "dense"):
+            continue
+        src = arch.stages[s.sources[0]]
+        w = weights[s.index].detach().cpu().numpy()
+        if s.op == "dense":
+            for i, idx in enumerate(itertools.product(*(range(n) for n in src.shape))):
+                for o in range(s.channels):
+                    key = (node_id(src.name, idx), node_id(s.name, (o,)))
+                    weight[key] += float(w[i, o])
+                    mult[key] += 1
+            continue
+        rank = len(s.spatial)
+        k, stride, dil, pads = _conv_geometry(s.layer, rank)
+        for pos in itertools.product(*(range(n) for n in s.spatial)):
+            for off in itertools.product(*(range(kk) for kk in k)):
+                src_pos = [_mapped(pos[a] * stride[a] - pads[a] + off[a] * dil[a], src.spatial[a], s.layer.padding)
+                           for a in range(rank)]
+                if None in src_pos:
+                    continue
+                for co in range(s.channels):
+                    for ci in range(src.channels):
+                        key = (node_id(src.name, (ci, *src_pos)), node_id(s.name, (co, *pos)))
+                        weight[key] += float(w[(co, ci, *off)])
+                        mult[key] += 1
+    return dict(weight), dict(mult)
+
+
+def dag_generations(g: nx.DiGraph) -> list[list]:
+    """The node order of :class:`DagEnsemble`: topological generations, inputs first (in graph order)."""
+    gens = [list(gen) for gen in nx.topological_generations(g)]
+    kinds = dict(g.nodes(data="kind"))
+    gens[0] = [n for n in g.nodes if kinds[n] == "input"] + [n for n in gens[0] if kinds[n] != "input"]
+    return gens
+
+
+def set_dag_weights(dag: DagEnsemble, g: nx.DiGraph, net: int, weight_of) -> int:
+    """Set network ``net``'s random edge weights to ``weight_of(u, v)``; returns how many were set."""
+    gens = dag_generations(g)
+    assert dag.sizes == [len(gen) for gen in gens] and list(dag.inputs) == gens[0][:len(dag.inputs)]
+    count = 0
+    for gi, (blocks, ws) in enumerate(zip(dag.blocks, dag.weights)):
+        for b, w in zip(blocks, ws):
+            for e, (si, di) in enumerate(zip(b.src_idx.tolist(), b.dst_idx.tolist())):
+                if bool(b.is_random[e]):
+                    w[net, e] = weight_of(gens[b.src_gen][si], gens[gi][di])
+                    count += 1
+    return count
+
+
+def input_grads(out: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+    """``d (sum over the batch of out[..., k]) / dx`` for every output ``k``."""
+    return [torch.autograd.grad(out[..., k].sum(), x, retain_graph=True)[0] for k in range(out.shape[-1])]
+
+
+# ============================================================================================
+# ArchEnsemble against a per-network torch.nn reference
+# ============================================================================================
+
+ARCHS = {
+    "2d zero k3": Arch((2, 5, 6), (Conv(3, 3), Dense(4, activation=None))),
+    "2d circular k3 s2": Arch((2, 6, 5), (Conv(3, 3, stride=2, padding="circular"), Dense(3, activation=None))),
+    "2d reflect k3 d2": Arch((1, 7, 6), (Conv(2, 3, dilation=2, padding="reflect"), Dense(2, activation=None))),
+    "2d circular k2 d2": Arch((2, 5, 5), (Conv(2, 2, dilation=2, padding="circular"), Conv(2, 2), Dense(2, activation=None))),
+    "2d reflect k2 s2": Arch((2, 6, 6), (Conv(3, 2, stride=2, padding="reflect"), Dense(2, activation=None))),
+    "2d zero big pad, linear": Arch((1, 4, 4), (Conv(2, 3, pad=2, activation=None), Conv(2, 3), Dense(2, activation=None))),
+    "2d circular wraps twice": Arch((1, 2, 3), (Conv(2, 3, padding="circular"), Dense(2, activation=None))),
+    "2d tuples": Arch((2, 5, 7), (Conv(2, (3, 1), stride=(1, 2), dilation=(2, 1), padding="reflect"),
+                                  Conv(2, (1, 3), padding="circular"), Dense(3, activation=None))),
+    "2d pools": Arch((2, 8, 8), (Conv(2, 3), AvgPool(2), Conv(3, 3, padding="circular"), MaxPool(3, 2),
+                                 Dense(3, activation=None))),
+    "2d global avg": Arch((2, 5, 5), (Conv(3, 3), AvgPool(None), Dense(2, activation=None))),
+    "2d global max": Arch((2, 5, 5), (Conv(3, 3, padding="reflect"), MaxPool(None), Dense(2, activation=None))),
+    "2d residual": Arch((2, 5, 5), (Conv(2, 3, padding="circular"),
+                                    Residual((Conv(2, 3, padding="reflect"), Conv(2, 3, activation=None))),
+                                    AvgPool(None), Dense(3, activation=None))),
+    "2d batchnorm": Arch((2, 6, 6), (Conv(3, 3, batchnorm=True), MaxPool(2), Conv(3, 2, stride=2, batchnorm=True),
+                                     Dense(4, batchnorm=True), Dense(2, activation=None))),
+    "1d zero s2": Arch((2, 9), (Conv(3, 3, stride=2), Conv(2, 2, dilation=2, padding="circular"),
+                                Dense(2, activation=None))),
+    "1d reflect pools": Arch((1, 10), (Conv(2, 3, padding="reflect"), AvgPool(3, 2), Conv(2, 3), MaxPool(2),
+                                       Dense(2, activation=None))),
+    "1d residual batchnorm": Arch((2, 6), (Residual((Conv(2, 3, padding="circular", batchnorm=True),
+                                                     Conv(2, 1, activation=None))),
+                                           AvgPool(None), Dense(2, activation=None))),
+    "no spatial axes": Arch((5,), (Dense(4), Dense(3, activation=None), Dense(2, activation=None))),
+    "fc family": make_arch("fc", 3, width=6, depth=2),
+    "cnn family": make_arch("cnn", 8, channels=2, padding="circular", downsample="avg", head="avgpool"),
+    "cnn family, paper's literal network": make_arch("cnn", 8, channels=2, downsample="max", head="maxpool",
+                                                     batchnorm=True),
+    "resnet family": make_arch("resnet", 4, channels=2, blocks=2, padding="reflect"),
+}
+
+
+@pytest.mark.parametrize("n_nets", [1, 3])
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_ensemble_equals_a_torch_nn_reference(name, n_nets):
+    arch = ARCHS[name]
+    batch = 5
+    ens = ArchEnsemble(arch, n_nets, dtype=F64)
+    ens.resample(torch.Generator().manual_seed(list(ARCHS).index(name)))
+    x = torch.randn(batch, n_nets, *arch.input_shape, dtype=F64, generator=torch.Generator().manual_seed(1))
+    out = ens(x)
+    assert out.shape == (batch, n_nets, arch.num_classes) and out.dtype == F64
+    for i in range(n_nets):
+        ref = reference_forward(arch, net_weights(ens, i), x[:, i])
+        torch.testing.assert_close(out[:, i], ref, rtol=1e-10, atol=1e-10)
+    # the networks differ from each other (each has its own weights and inputs)
+    if n_nets > 1:
+        assert not torch.allclose(out[:, 0], out[:, 1])
+
+
+def test_reference_itself_sees_padding_modes():
+    """The reference is not blind to padding: the three modes give three different networks."""
+    x = torch.randn(2, 1, 2, 5, 5, dtype=F64)
+    outs = []
+    for mode in ("zero", "circular", "reflect"):
+        arch = Arch((2, 5, 5), (Conv(2, 3, padding=mode), Dense(2, activation=None)))
+        ens = ArchEnsemble(arch, 1, dtype=F64)
+        ens.resample(torch.Generator().manual_seed(0))       # same weights for every mode
+        outs.append(ens(x)[:, 0])
+        torch.testing.assert_close(outs[-1], reference_forward(arch, net_weights(ens, 0), x[:, 0]))
+    assert not torch.allclose(outs[0], outs[1]) and not torch.allclose(outs[1], outs[2])
+
+
+@pytest.mark.parametrize("init", ["he", "lecun"])
+def test_ensemble_weight_variance_is_gain_over_fan_in(init):
+    arch = Arch((3, 6, 6), (Conv(8, 3), Conv(4, 2, stride=2, padding="circular"), Dense(5, activation=None)))
+    ens = ArchEnsemble(arch, 64, init=init)
+    ens.resample(torch.Generator().manual_seed(0))
+    gain = 2.0 if init == "he" else 1.0
+    for s in arch.stages[1:]:
+        w = ens.weights[s.index]
+        assert s.fan_in == {"conv1": 27, "conv2": 32, "logits": 4 * 3 * 3}[s.name]
+        n = w.numel()
+        # sample variance of n Gaussians: relative SE sqrt(2/n); 5 SE
+        assert abs(w.double().var().item() / (gain / s.fan_in) - 1) < 5 * math.sqrt(2 / n)
+        assert abs(w.double().mean().item()) < 5 * math.sqrt(gain / s.fan_in / n)
+        # every network draws its own weights
+        per_net = w.reshape(64, -1)
+        assert not torch.equal(per_net[0], per_net[1])
+
+
+# ============================================================================================
+# one spec drives both: ArchEnsemble == DagEnsemble on the neuron-level graph
+# ============================================================================================
+
+GRAPH_ARCHS = {
+    "2d zero k3": ARCHS["2d zero k3"],
+    "2d circular k3 s2": ARCHS["2d circular k3 s2"],
+    "2d reflect k3 d2": ARCHS["2d reflect k3 d2"],
+    "2d circular k2 d2": ARCHS["2d circular k2 d2"],
+    "2d reflect k2 s2": ARCHS["2d reflect k2 s2"],
+    "2d zero big pad, linear": ARCHS["2d zero big pad, linear"],
+    "2d circular wraps twice": ARCHS["2d circular wraps twice"],
+    "2d tuples": ARCHS["2d tuples"],
+    "2d avgpool": Arch((2, 6, 6), (Conv(2, 3, padding="reflect"), AvgPool(2), Conv(2, 3, stride=2), AvgPool(None),
+                                   Dense(3, activation=None))),
+    "2d avgpool s1, unused rows": Arch((1, 7, 7), (Conv(2, 3), AvgPool(3, 2), Conv(2, 2, stride=2, padding="circular"),
+                                                   Dense(2, activation=None))),
+    "2d maxpool": Arch((1, 6, 6), (Conv(2, 3), MaxPool(2), Dense(2, activation=None))),
+    "2d residual": ARCHS["2d residual"],
+    "1d zero s2": ARCHS["1d zero s2"],
+    "1d avgpool": Arch((2, 10), (Conv(2, 3, padding="reflect"), AvgPool(3, 2), Conv(2, 3), Dense(2, activation=None))),
+    "1d residual": Arch((1, 6), (Conv(2, 3), Residual((Conv(2, 3, padding="circular"), Conv(2, 1, activation=None))),
+                                 Dense(2, activation=None))),
+    "no spatial axes": ARCHS["no spatial axes"],
+    "fc family": ARCHS["fc family"],
+    "cnn family": ARCHS["cnn family"],
+    "resnet family": make_arch("resnet", 4, channels=2, blocks=1, padding="reflect"),
+}
+
+
+@pytest.mark.parametrize("name", list(GRAPH_ARCHS))
+def test_arch_and_its_graph_are_the_same_network(name):
+    arch = GRAPH_ARCHS[name]
+    g = build_graph(arch)
+    ens = ArchEnsemble(arch, 1, dtype=F64)
+    ens.resample(torch.Generator().manual_seed(3))
+    weights, mult = shared_edge_weights(arch, net_weights(ens, 0))
+
+    # the graph has exactly the (input, output) pairs that some kernel entry maps onto, and the
+    # variance of each edge is that of the sum of those entries: multiplicity * 2 / fan_in
+    stage_of = {s.name: s for s in arch.stages}
+    random_edges = {(u, v) for u, v in g.edges if g.nodes[v]["kind"] in ("relu", "linear", "batchnorm")}
+    assert random_edges == set(weights)
+    for (u, v), m in mult.items():
+        fan_in = stage_of[g.nodes[v]["layer"]].fan_in
+        var = g.edges[u, v].get("var", Fraction(2, g.in_degree(v)))
+        assert var == Fraction(2 * m, fan_in), (u, v, var, m, fan_in)
+
+    dag = DagEnsemble(g, 1, dtype=F64)
+    assert set_dag_weights(dag, g, 0, lambda u, v: weights[u, v]) == len(weights)
+    logits = [dag.outputs.index(node_id("logits", (k,))) for k in range(arch.num_classes)]
+
+    x = torch.randn(4, 1, *arch.input_shape, dtype=F64, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    xf = x.detach().reshape(4, 1, arch.d).clone().requires_grad_(True)
+    out_arch = ens(x)
+    out_dag = dag(xf)[..., logits]
+    torch.testing.assert_close(out_dag, out_arch, rtol=1e-10, atol=1e-10)
+    for ga, gd in zip(input_grads(out_arch, x), input_grads(out_dag, xf)):
+        torch.testing.assert_close(gd, ga.reshape(4, 1, arch.d), rtol=1e-10, atol=1e-10)
+        assert ga.abs().sum() > 0
+
+
+def test_graph_consistency_check_detects_a_wrong_weight():
+    """The comparison above is sensitive: one misplaced weight changes logits and gradients."""
+    arch = GRAPH_ARCHS["2d circular k2 d2"]
+    g = build_graph(arch)
+    ens = ArchEnsemble(arch, 1, dtype=F64)
+    ens.resample(torch.Generator().manual_seed(3))
+    weights, _ = shared_edge_weights(arch, net_weights(ens, 0))
+    victim = next(iter(weights))
+    dag = DagEnsemble(g, 1, dtype=F64)
+    set_dag_weights(dag, g, 0, lambda u, v: weights[u, v] * (1.5 if (u, v) == victim else 1.0))
+    logits = [dag.outputs.index(node_id("logits", (k,))) for k in range(arch.num_classes)]
+    x = torch.randn(4, 1, *arch.input_shape, dtype=F64, generator=torch.Generator().manual_seed(5))
+    assert not torch.allclose(dag(x.reshape(4, 1, -1))[..., logits], ens(x))
+
+
+# ============================================================================================
+# DagEnsemble semantics on a hand-made DAG, node by node
+# ============================================================================================
+
+def hand_dag() -> nx.DiGraph:
+    g = nx.DiGraph(name="hand")
+    g.add_nodes_from(["x0", "x1", "x2", "x3"], kind="input")
+    kinds = {"a": "relu", "b": "linear", "c": "avgpool", "s": "sum", "m": "maxpool", "n": "batchnorm",
+             "o1": "linear", "o2": "relu", "o3": "avgpool"}
+    for v, k in kinds.items():
+        g.add_node(v, kind=k)
+    g.add_edges_from([("x0", "a"), ("x1", "a"), ("x3", "a"), ("x1", "b"), ("x2", "b"),
+                      ("a", "c"), ("b", "c"), ("x2", "c"),
+                      ("a", "s"), ("c", "s"),
+                      ("b", "m"), ("s", "m"), ("x0", "m"),
+                      ("a", "n"), ("m", "n"),
+                      ("n", "o1"), ("c", "o1"), ("x3", "o1"),
+                      ("s", "o2"), ("m", "o2"),
+                      ("n", "o3"), ("b", "o3")])
+    g.edges["x0", "a"]["var"] = Fraction(1, 3)
+    g.edges["c", "o1"]["var"] = Fraction(5, 2)
+    return g
+
+
+def node_by_node(g: nx.DiGraph, w: dict, x: torch.Tensor) -> torch.Tensor:
+    """``x`` of shape ``(batch, n_inputs)``; returns ``(batch, n_outputs)`` for one network."""
+    kinds = dict(g.nodes(data="kind"))
+    inputs = [n for n in g.nodes if kinds[n] == "input"]
+    val = {n: x[:, i] for i, n in enumerate(inputs)}
+    for v in nx.topological_sort(g):
+        if v in val:
+            continue
+        preds = list(g.pred[v])
+        k = kinds[v]
+        if k == "avgpool":
+            z = sum(val[u] for u in preds) / len(preds)
+        elif k == "sum":
+            z = sum(val[u] for u in preds)
+        elif k == "maxpool":
+            z = torch.stack([val[u] for u in preds]).amax(0)
+        else:
+            z = sum(w[u, v] * val[u] for u in preds)
+            if k == "batchnorm":
+                z = (z - z.mean()) / torch.sqrt(z.var(unbiased=False) + 1e-5)
+            if k in ("relu", "batchnorm"):
+                z = torch.relu(z)
+        val[v] = z
+    outputs = [n for n in g.nodes if kinds[n] != "input" and g.out_degree(n) == 0]
+    return torch.stack([val[o] for o in outputs], dim=1)
+
+
+def test_dag_ensemble_computes_every_node_kind():
+    g = hand_dag()
+    n_nets, batch = 2, 6
+    dag = DagEnsemble(g, n_nets, dtype=F64)
+    assert dag.outputs == ["o1", "o2", "o3"] and dag.inputs == ["x0", "x1", "x2", "x3"]
+    rng = np.random.default_rng(0)
+    w = [{e: float(rng.normal()) for e in g.edges} for _ in range(n_nets)]
+    for i in range(n_nets):
+        set_dag_weights(dag, g, i, lambda u, v, i=i: w[i][u, v])
+    x = torch.randn(batch, n_nets, 4, dtype=F64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    out = dag(x)
+    assert out.shape == (batch, n_nets, 3)
+    for i in range(n_nets):
+        xi = x.detach()[:, i].clone().requires_grad_(True)
+        ref = node_by_node(g, w[i], xi)
+        torch.testing.assert_close(out[:, i], ref, rtol=1e-10, atol=1e-10)
+        for k in range(3):
+            gd, = torch.autograd.grad(out[:, i, k].sum(), x, retain_graph=True)
+            gr, = torch.autograd.grad(ref[:, k].sum(), xi, retain_graph=True)
+            torch.testing.assert_close(gd[:, i], gr, rtol=1e-10, atol=1e-10)
+            assert gd[:, 1 - i].abs().max() == 0          # networks do not see each other's inputs
+
+
+@pytest.mark.parametrize("init", ["he", "lecun"])
+def test_dag_weights_have_the_edge_variances(init):
+    g = hand_dag()
+    n = 20000
+    dag = DagEnsemble(g, n, init=init)
+    dag.resample(torch.Generator().manual_seed(0))
+    gens = dag_generations(g)
+    scale = 1.0 if init == "he" else 0.5
+    seen = 0
+    for gi, (blocks, ws) in enumerate(zip(dag.blocks, dag.weights)):
+        for b, w in zip(blocks, ws):
+            for e, (si, di) in enumerate(zip(b.src_idx.tolist(), b.dst_idx.tolist())):
+                u, v = gens[b.src_gen][si], gens[gi][di]
+                if not bool(b.is_random[e]):
+                    assert g.nodes[v]["kind"] in ("avgpool", "sum", "maxpool")
+                    continue
+                var = float(g.edges[u, v].get("var", Fraction(2, g.in_degree(v)))) * scale
+                sample = w[:, e].double()
+                assert abs(sample.var().item() / var - 1) < 5 * math.sqrt(2 / n), (u, v)
+                seen += 1
+    assert seen == sum(1 for _, v in g.edges if g.nodes[v]["kind"] in ("relu", "linear", "batchnorm"))
+
+
+# ============================================================================================
+# what measure() reports
+# ============================================================================================
+
+def test_measure_reports_the_statistics_it_names():
+    """Rebuild one chunk by hand (same generator stream: weights, then inputs, then labels) and
+    recompute every statistic from per-sample gradients."""
+    arch = Arch((2, 4, 4), (Conv(3, 3, padding="circular"), AvgPool(2), Dense(5, activation=None)))
+    n, batch, logits, eps, seed = 6, 3, 2, 0.25, 11
+    opt = MeasureOptions(nets=n, chunk=n, inputs_per_net=batch, logits=logits, eps=eps, seed=seed, device="cpu",
+                         dtype="float64")
+    m = measure(arch, opt, coord_groups=np.arange(arch.d))
+    assert m.n_nets == n and m.d == arch.d == 32 and m.px == 4 and m.inputs_per_net == batch
+    assert m.outputs == ("mean over logits[0]..logits[1]",)
+
+    g = chunk_generator(seed, (0,), torch.device("cpu"))
+    ens = ArchEnsemble(arch, n, dtype=F64)
+    ens.resample(g)
+    x = torch.empty(batch, n, *arch.input_shape, dtype=F64).normal_(generator=g)
+    labels = torch.randint(0, 5, (batch, n), generator=g)
+    expect = {s: np.zeros(n) for s in STATISTICS}
+    coord = np.zeros((n, arch.d))
+    for i in range(n):
+        w = net_weights(ens, i)
+        for b in range(batch):
+            xb = x[b:b + 1, i].clone().requires_grad_(True)
+            f = reference_forward(arch, w, xb)[0]
+            for k in range(logits):
+                gk, = torch.autograd.grad(f[k], xb, retain_graph=True)
+                gk = gk.reshape(-1).numpy()
+                norms = {"grad_logit_l1": np.abs(gk).sum(), "grad_logit_l2_sq": (gk ** 2).sum(),
+                         "grad_logit_l2": np.sqrt((gk ** 2).sum()), "grad_logit_linf": np.abs(gk).max()}
+                for s, v in norms.items():
+                    expect[s][i] += v / (batch * logits)
+                coord[i] += gk ** 2 / (batch * logits)
+            loss = torch.nn.functional.cross_entropy(f[None], labels[b, i][None])
+            gl, = torch.autograd.grad(loss, xb, retain_graph=True)
+            gl = gl.reshape(-1).numpy()
+            # dL/dx = sum_k (q_k - [k = c]) df_k/dx (eq. 9)
+            q = torch.softmax(f.detach(), 0).numpy()
+            jac = np.stack([torch.autograd.grad(f[k], xb, retain_graph=True)[0].reshape(-1).numpy() for k in range(5)])
+            np.testing.assert_allclose(gl, (q - np.eye(5)[labels[b, i]]) @ jac, rtol=1e-9, atol=1e-12)
+            for s, v in {"grad_loss_l1": np.abs(gl).sum(), "grad_loss_l2": np.sqrt((gl ** 2).sum()),
+                         "grad_loss_linf": np.abs(gl).max(), "damage_l1": eps * np.abs(gl).sum()}.items():
+                expect[s][i] += v / batch
+    for s in STATISTICS:
+        assert m.per_net[s].shape == (n, 1)
+        np.testing.assert_allclose(m.per_net[s][:, 0], expect[s], rtol=1e-9, err_msg=s)
+    np.testing.assert_allclose(m.group_sums[:, 0, :], coord, rtol=1e-9)
+    np.testing.assert_allclose(m.coord_mean[0], coord.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(m.coord_se[0], coord.std(0, ddof=1) / math.sqrt(n), rtol=1e-6)
+    mean, se = m.mean_se("grad_logit_l2_sq")
+    assert mean == pytest.approx(expect["grad_logit_l2_sq"].mean(), rel=1e-12)
+    assert se == pytest.approx(expect["grad_logit_l2_sq"].std(ddof=1) / math.sqrt(n), rel=1e-9)
+    # the per-coordinate map adds up to ||grad f||^2
+    assert m.coord_mean.sum() == pytest.approx(mean, rel=1e-9)
+
+    frame = m.to_frame()
+    assert list(frame["statistic"]) == list(STATISTICS)
+    assert set(frame.columns) >= {"arch", "d", "px", "statistic", "output", "mean", "stderr", "n_nets"}
+    assert (frame["n_nets"] == n).all()
+
+
+def test_measure_on_a_dag_keeps_outputs_apart():
+    g = hand_dag()
+    m = measure(g, MeasureOptions(nets=50, inputs_per_net=4, device="cpu"))
+    assert m.outputs == ("o1", "o2", "o3") and m.input_names == ("x0", "x1", "x2", "x3") and m.px is None
+    for s in STATISTICS:
+        assert m.per_net[s].shape == (50, 3 if s in LOGIT_STATISTICS else 1)
+    # o2 and o3 do not depend on x3, o1 does (through n and the x3 -> o1 edge)
+    assert m.coord_mean.shape == (3, 4)
+    assert m.coord_mean[0, 3] > 0
+    assert m.coord_mean[2, 3] > 0      # through n <- a <- x3
+    assert m.coord_mean[1, 3] > 0      # through s <- a <- x3
+
+
+def test_intraclass_correlation_is_reported_with_several_inputs():
+    arch = Arch((1, 6, 6), (Conv(4, 3, padding="circular"), Dense(3, activation=None)))
+    assert measure(arch, MeasureOptions(nets=30, device="cpu")).icc is None
+    icc = measure(arch, MeasureOptions(nets=200, inputs_per_net=4, device="cpu")).icc
+    assert icc is not None and 0.2 < icc <= 1          # inputs to one CNN are strongly correlated
+
+
+@pytest.mark.parametrize("layout", ["flat", "shaped"])
+def test_inputs_from_an_npy_file(tmp_path, layout):
+    arch = make_arch("fc", 2, width=8, depth=1)            # d = 12
+    table = np.random.default_rng(0).uniform(-1, 1, size=(7, 3, 2, 2))
+    path = tmp_path / "x.npy"
+    np.save(path, table.reshape(7, 12) if layout == "flat" else table)
+    m = measure(arch, MeasureOptions(nets=20, inputs=path, device="cpu"))
+    m2 = measure(arch, MeasureOptions(nets=20, inputs=str(path), device="cpu"))
+    np.testing.assert_array_equal(m.per_net["grad_loss_l1"], m2.per_net["grad_loss_l1"])
+    normal = measure(arch, MeasureOptions(nets=20, device="cpu"))
+    assert not np.array_equal(m.per_net["grad_loss_l1"], normal.per_net["grad_loss_l1"])
+
+
+def test_bad_measure_inputs(tmp_path):
+    arch = make_arch("fc", 2, width=8, depth=1)
+    np.save(tmp_path / "wrong.npy", np.zeros((5, 13)))
+    with pytest.raises(OptionError, match=r"\(5, 13\)"):
+        measure(arch, MeasureOptions(nets=2, inputs=tmp_path / "wrong.npy", device="cpu"))
+    with pytest.raises(SpecFileError, match="nosuch.npy"):
+        measure(arch, MeasureOptions(nets=2, inputs=tmp_path / "nosuch.npy", device="cpu"))
+    for kwargs, needle in [({"nets": 0}, "nets=0"), ({"rel_se": 2}, "rel_se=2"), ({"rel_se": 0}, "rel_se=0"),
+                           ({"seed": -1}, "seed=-1"), ({"eps": 0.0}, "eps=0.0"), ({"chunk": 0}, "chunk=0"),
+                           ({"inputs": "poisson"}, "poisson"), ({"min_nets": 100, "max_nets": 10}, "min_nets"),
+                           ({"nets": True}, "nets=True")]:
+        with pytest.raises(OptionError, match=needle):
+            MeasureOptions(**kwargs)
+    for kwargs, needle in [({"dtype": "float16"}, "float16"), ({"init": "xavier"}, "xavier"),
+                           ({"logits": 11}, "logits=11"), ({"device": "tpu"}, "tpu")]:
+        with pytest.raises((OptionError, DeviceError), match=needle):
+            measure(arch, MeasureOptions(nets=2, **kwargs))
+    bn = make_arch("cnn", 8, channels=2, batchnorm=True)
+    with pytest.raises(OptionError, match="BatchNorm"):
+        measure(bn, MeasureOptions(nets=2, inputs_per_net=1, device="cpu"))
+    with pytest.raises(OptionError, match="coord_groups"):
+        measure(arch, MeasureOptions(nets=2, device="cpu"), coord_groups=np.zeros(5, dtype=int))
+    with pytest.raises(OptionError, match="list"):
+        measure([1, 2], MeasureOptions(nets=2, device="cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        measure(make_arch("fc", 2, width=4, depth=1), MeasureOptions(nets=2, device="cuda:0"))
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_init_gain():
+    assert init_gain("he") == 2.0 and init_gain("lecun") == 1.0
+    with pytest.raises(OptionError, match="'orthogonal'"):
+        init_gain("orthogonal")
+
+
+# ============================================================================================
+# reproducibility
+# ============================================================================================
+
+def _same(a, b) -> bool:
+    return all(np.array_equal(a.per_net[s], b.per_net[s]) for s in STATISTICS) and np.array_equal(a.coord_mean,
+                                                                                                 b.coord_mean)
+
+
+@pytest.mark.parametrize("which", ["arch", "dag"])
+def test_same_seed_same_numbers_different_seed_different_numbers(which):
+    net = make_arch("cnn", 8, channels=2, padding="circular") if which == "arch" else hand_dag()
+    opt = MeasureOptions(nets=37, chunk=16, inputs_per_net=2, device="cpu", seed=5)
+    a, b = measure(net, opt), measure(net, opt)
+    assert a.n_nets == 37 and _same(a, b)
+    c = measure(net, MeasureOptions(nets=37, chunk=16, inputs_per_net=2, device="cpu", seed=6))
+    assert not any(np.array_equal(a.per_net[s], c.per_net[s]) for s in STATISTICS)
+
+
+def test_more_networks_extend_the_sample_and_adaptive_sampling_is_a_prefix():
+    arch = make_arch("fc", 2, width=16, depth=2)
+    small = measure(arch, MeasureOptions(nets=48, chunk=16, device="cpu"))
+    large = measure(arch, MeasureOptions(nets=100, chunk=16, device="cpu"))  # last chunk of 4
+    for s in STATISTICS:
+        np.testing.assert_array_equal(large.per_net[s][:48], small.per_net[s])
+        # every chunk draws its own networks
+        chunks = [tuple(large.per_net[s][i:i + 4, 0]) for i in range(0, 100, 16)]
+        assert len(set(chunks)) == len(chunks), s
+    # adaptive sampling draws the same chunks as a fixed run, and stops at the same count every time
+    adaptive = [measure(arch, MeasureOptions(rel_se=0.05, min_nets=32, max_nets=4000, chunk=16, device="cpu"))
+                for _ in range(2)]
+    assert _same(*adaptive)
+    n = adaptive[0].n_nets
+    assert 32 <= n < 4000 and n % 16 == 0
+    fixed = measure(arch, MeasureOptions(nets=n, chunk=16, device="cpu"))
+    assert _same(adaptive[0], fixed)
+    mean, se = fixed.mean_se("grad_logit_l2_sq")
+    assert se / mean <= 0.05
+    # one chunk fewer would not have reached the target
+    col = fixed.per_net["grad_logit_l2_sq"][: n - 16, 0]
+    assert n == 32 or col.std(ddof=1) / math.sqrt(len(col)) / col.mean() > 0.05
+
+
+def test_adaptive_sampling_waits_for_the_noisiest_output():
+    g = hand_dag()
+    m = measure(g, MeasureOptions(rel_se=0.08, min_nets=32, chunk=32, device="cpu", inputs_per_net=4))
+    rel = [m.mean_se("grad_logit_l2_sq", k)[1] / m.mean_se("grad_logit_l2_sq", k)[0] for k in range(3)]
+    assert max(rel) <= 0.08
+    # one chunk fewer: some output had not reached the target yet
+    n = m.n_nets
+    col = m.per_net["grad_logit_l2_sq"][: n - 32]
+    assert n == 32 or max(col.std(0, ddof=1) / math.sqrt(n - 32) / col.mean(0)) > 0.08
+
+
+def test_adaptive_sampling_stops_at_max_nets():
+    arch = make_arch("fc", 2, width=8, depth=1)
+    m = measure(arch, MeasureOptions(rel_se=0.001, min_nets=10, max_nets=100, chunk=64, device="cpu"))
+    assert m.n_nets == 100                              # 64 + 36, not 128
+    fixed = measure(arch, MeasureOptions(nets=100, chunk=64, device="cpu"))
+    assert _same(m, fixed)
+
+
+def test_default_chunk_does_not_depend_on_the_call():
+    arch = make_arch("fc", 4, width=32, depth=2)
+    runs = [measure(arch, MeasureOptions(nets=300, device="cpu", seed=2)) for _ in range(2)]
+    assert _same(*runs)
+    adaptive = [measure(arch, MeasureOptions(rel_se=0.1, device="cpu", seed=2)) for _ in range(2)]
+    assert _same(*adaptive)
+
+
+# ============================================================================================
+# statistical agreement with the exact engine (seeded, CPU)
+# ============================================================================================
+
+def _passes(m, predicted: float, output: int = 0) -> str:
+    mean, se = m.mean_se("grad_logit_l2_sq", output)
+    return exact_claim("t", "", mean, se, predicted).verdict
+
+
+def test_fc_matches_two():
+    m = fc_measurement()
+    assert m.n_nets == FC_NETS
+    assert float(analyse(make_arch("fc", 8, width=64, depth=3)).outputs[0].grad_sq_total) == 2
+    assert _passes(m, 2.0) == "pass"
+
+
+CIRCULAR = Arch((2, 8, 8), (Conv(8, 3, padding="circular"), Conv(8, 3, padding="circular"), Dense(4, activation=None)),
+                name="circular")
+
+
+def test_stride_one_circular_cnn_matches_two():
+    exact = analyse(CIRCULAR).outputs[0]
+    assert exact.symmetric and exact.grad_sq_total == 2
+    m = measure(CIRCULAR, MeasureOptions(nets=2000, device="cpu"))
+    assert _passes(m, 2.0) == "pass"
+
+
+def _zero_cnn(px: int) -> Arch:
+    return Arch((2, px, px), (Conv(8, 3), Conv(8, 3), Dense(4, activation=None)), name="zero")
+
+
+def test_zero_padding_matches_the_exact_per_edge_prediction():
+    preds, ms = {}, {}
+    for px in (6, 8):
+        arch = _zero_cnn(px)
+        preds[px] = float(analyse(arch).outputs[0].grad_sq_total)
+        ms[px] = measure(arch, MeasureOptions(nets=2000, device="cpu", seed=px))
+        assert _passes(ms[px], preds[px]) == "pass"
+        assert _passes(ms[px], 2.0) == "fail"                       # Theorem 4's 2 does not hold here
+    assert preds[6] < preds[8] < 2
+    # the measurements themselves tell the two sizes apart
+    (m6, s6), (m8, s8) = ms[6].mean_se("grad_logit_l2_sq"), ms[8].mean_se("grad_logit_l2_sq")
+    assert (m8 - m6) / math.hypot(s6, s8) > 5
+
+
+def test_per_coordinate_map_matches_the_exact_map_on_border_rings():
+    arch = _zero_cnn(8)
+    exact = analyse(arch).outputs[0]
+    groups, labels = border_rings(arch.input_shape)
+    assert labels == ["border", "ring 1", "rings 2-3"]
+    m = measure(arch, MeasureOptions(nets=2000, device="cpu", seed=1), coord_groups=groups)
+    pred = np.bincount(groups, weights=exact.grad_sq.to_numpy())
+    mean, se = m.group_mean_se()
+    conf = 1 - 0.01 / len(labels)
+    verdicts = [exact_claim("", "", mean[i], se[i], pred[i], confidence=conf, detectable=0.1).verdict
+                for i in range(len(labels))]
+    assert verdicts == ["pass"] * len(labels), (mean, se, pred)
+    # a map spread uniformly over the coordinates (what (S) would give) is rejected at the border
+    uniform = np.bincount(groups) * float(exact.grad_sq_total) / arch.d
+    assert exact_claim("", "", mean[0], se[0], uniform[0], confidence=conf).verdict == "fail"
+    np.testing.assert_allclose(mean.sum(), m.mean_se("grad_logit_l2_sq")[0], rtol=1e-9)
+
+
+def random_dag(seed: int, n_in: int = 5, n_hidden: int = 8, kinds=("relu", "relu", "linear")) -> nx.DiGraph:
+    """A random DAG of ReLU and linear nodes with some explicit variances (no deterministic merges)."""
+    rng = np.random.default_rng(seed)
+    g = nx.DiGraph(name=f"random{seed}")
+    names = [f"x{i}" for i in range(n_in)]
+    g.add_nodes_from(names, kind="input")
+    for j in range(n_hidden):
+        v = f"h{j}"
+        g.add_node(v, kind=str(rng.choice(kinds)))
+        for u in rng.choice(names, size=int(rng.integers(1, min(4, len(names)) + 1)), replace=False):
+            attrs = {"var": Fraction(int(rng.integers(1, 6)), int(rng.integers(1, 6)))} if rng.random() < 0.5 else {}
+            g.add_edge(str(u), v, **attrs)
+        names.append(v)
+    return g
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dag_without_deterministic_merges_matches_the_exact_prediction(seed):
+    g = random_dag(seed)
+    exact = analyse(g)
+    assert all(o.hypothesis == "H" for o in exact.outputs)
+    m = measure(g, MeasureOptions(nets=200_000, chunk=50_000, device="cpu", seed=seed))
+    by_name = {o.output: float(o.grad_sq_total) for o in exact.outputs}
+    assert set(m.outputs) == set(by_name) and len(m.outputs) >= 2
+    for k, name in enumerate(m.outputs):
+        assert _passes(m, by_name[name], k) == "pass", (name, m.mean_se("grad_logit_l2_sq", k), by_name[name])
+        assert _passes(m, 1.05 * by_name[name], k) == "fail"
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_deterministic_merge_breaks_h1_by_the_computed_amount(k):
+    """x -> k ReLU branches -> sum -> linear output: the branches share the sign of x, so
+    E(do/dx)^2 = 2 (k + k(k-1)/pi), above the annealed 2k (THEORY.md section 4b)."""
+    g = nx.DiGraph(name="merge")
+    g.add_node("x", kind="input")
+    g.add_node("s", kind="sum")
+    g.add_node("o", kind="linear")
+    for i in range(k):
+        g.add_node(f"a{i}", kind="relu")
+        g.add_edges_from([("x", f"a{i}"), (f"a{i}", "s")])
+    g.add_edge("s", "o")
+    exact = analyse(g).outputs[0]
+    assert exact.hypothesis == "H'" and exact.grad_sq_total == 2 * k
+    m = measure(g, MeasureOptions(nets=100_000, chunk=50_000, device="cpu"))
+    assert _passes(m, 2 * (k + k * (k - 1) / math.pi)) == "pass"
+    assert _passes(m, 2 * k) == "fail"
+
+
+def test_lecun_init_matches_the_halved_variances():
+    arch = make_arch("fc", 4, width=64, depth=2)
+    lecun = float(analyse(arch, var_scale=Fraction(1, 2)).outputs[0].grad_sq_total)
+    assert lecun == 2 * 0.5 ** 3
+    m = measure(arch, MeasureOptions(nets=2000, init="lecun", device="cpu"))
+    assert _passes(m, lecun) == "pass"
+    assert _passes(m, 2.0) == "fail"
+
+
+def test_literal_h1_matches_one():
+    arch = with_logit_relu(make_arch("fc", 4, width=128, depth=1))
+    assert analyse(arch).outputs[0].grad_sq_total == 1
+    m = measure(arch, MeasureOptions(nets=3000, inputs_per_net=16, device="cpu"))
+    assert _passes(m, 1.0) == "pass"
+    assert _passes(m, 2.0) == "fail"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("px", [16, 32])
+def test_cnn_family_matches_the_exact_prediction_slow(px):
+    """The paper's topology (stride-2 downsampling, dilations) with zero and circular padding."""
+    for padding in ("circular", "zero"):
+        arch = make_arch("cnn", px, channels=8, padding=padding)
+        pred = float(analyse(arch).outputs[0].grad_sq_total)
+        assert (pred == 2) == (padding == "circular")
+        m = measure(arch, MeasureOptions(rel_se=0.01, device="cpu", seed=px))
+        assert _passes(m, pred) == "pass", (padding, m.mean_se("grad_logit_l2_sq"), pred)
+
+
+@pytest.mark.slow
+def test_correct_prediction_passes_at_the_stated_rate_on_real_networks_slow():
+    """100 independent seeded FC measurements: the true value 2 passes about 99 % of the time."""
+    arch = make_arch("fc", 4, width=64, depth=2)
+    verdicts = []
+    for seed in range(100):
+        m = measure(arch, MeasureOptions(nets=3000, device="cpu", seed=seed))
+        verdicts.append(_passes(m, 2.0))
+    assert verdicts.count("fail") <= 4, verdicts      # P(Binomial(100, 0.01) > 4) < 0.004
+    assert verdicts.count("pass") >= 90
+
+
+# ============================================================================================
+# GPU (skipped without one)
+# ============================================================================================
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("network", ["fc", "zero cnn", "dag"])
+def test_measure_on_cuda_agrees_with_the_exact_prediction(network):
+    net = {"fc": make_arch("fc", 8, width=64, depth=3), "zero cnn": _zero_cnn(8), "dag": random_dag(0)}[network]
+    exact = analyse(net)
+    opt = MeasureOptions(nets=200_000, chunk=50_000, device="cuda") if network == "dag" else \
+        MeasureOptions(nets=4000, device="cuda")
+    m = measure(net, opt)
+    assert m.device.startswith("cuda")
+    by_name = {o.output: float(o.grad_sq_total) for o in exact.outputs}
+    for k, name in enumerate(m.outputs):
+        pred = by_name[name] if network == "dag" else float(exact.outputs[0].grad_sq_total)
+        assert _passes(m, pred, k) == "pass"
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_ensemble_equals_the_cpu_ensemble():
+    arch = ARCHS["2d residual"]
+    cpu = ArchEnsemble(arch, 3, dtype=F64)
+    gpu = ArchEnsemble(arch, 3, dtype=F64, device="cuda")
+    cpu.resample(torch.Generator().manual_seed(0))
+    for i, w in cpu.weights.items():
+        gpu.weights[i].copy_(w)
+    x = torch.randn(4, 3, *arch.input_shape, dtype=F64)
+    torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-9, atol=1e-9)
+    # same seed, same networks on the GPU (up to the order of floating-point reductions)
+    opt = MeasureOptions(nets=64, device="cuda", seed=3)
+    a, b = measure(arch, opt), measure(arch, opt)
+    for s in STATISTICS:
+        np.testing.assert_allclose(a.per_net[s], b.per_net[s], rtol=1e-5)
