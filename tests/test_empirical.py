@@ -467,7 +467,7 @@ def test_measure_reports_the_statistics_it_names():
     arch = Arch((2, 4, 4), (Conv(3, 3, padding="circular"), AvgPool(2), Dense(5, activation=None)))
     n, batch, logits, eps, seed = 6, 3, 2, 0.25, 11
     opt = MeasureOptions(nets=n, chunk=n, inputs_per_net=batch, logits=logits, eps=eps, seed=seed, device="cpu",
-                         dtype="float64")
+                         dtype="float64", implicit_dense=False)  # explicit weights: the stream can be replayed
     m = measure(arch, opt, coord_groups=np.arange(arch.d))
     assert m.n_nets == n and m.d == arch.d == 32 and m.px == 4 and m.inputs_per_net == batch
     assert m.outputs == ("mean over logits[0]..logits[1]",)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..spec import Arch, Conv, Stage
 from .common import init_gain
+from .implicit import implicit_dense
 
 __all__ = ["ArchEnsemble"]
 
@@ -60,6 +61,10 @@ class ArchEnsemble:
     init : {'he', 'lecun'}
         Weight variance ``2/fan_in`` or ``1/fan_in``.
     device, dtype : torch device and floating dtype.
+    implicit_dense : bool
+        Sample dense layers implicitly (exact in distribution, no weight matrix; see
+        :mod:`initstats.empirical.implicit`).  Each call then draws fresh dense weights, so call
+        it once per :meth:`resample`; backward passes of that call share them.
 
     Examples
     --------
@@ -72,8 +77,10 @@ class ArchEnsemble:
     """
 
     def __init__(self, arch: Arch, n_nets: int, *, init: str = "he", device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, implicit_dense: bool = False) -> None:
         self.arch = arch
+        self.implicit_dense = implicit_dense
+        self._generator: torch.Generator | None = None
         self.n_nets = n_nets
         self.gain = init_gain(init)
         self.device = torch.device(device)
@@ -88,6 +95,9 @@ class ArchEnsemble:
             elif s.op == "dense":
                 src = arch.stages[s.sources[0]]
                 shape = (n_nets, src.size, s.channels)
+                if implicit_dense:  # drawn implicitly at each call, see initstats.empirical.implicit
+                    self.std[s.index] = math.sqrt(self.gain / s.fan_in)
+                    continue
             else:
                 continue
             self.weights[s.index] = torch.empty(shape, device=self.device, dtype=dtype)
@@ -98,9 +108,10 @@ class ArchEnsemble:
         return sum(w.numel() for w in self.weights.values())
 
     def resample(self, generator: torch.Generator) -> None:
-        """Draw fresh weights for every network, in place."""
+        """Draw fresh weights for every network, in place (implicit dense layers draw at each call)."""
         for idx, w in self.weights.items():
             w.normal_(0.0, self.std[idx], generator=generator)
+        self._generator = generator
 
     def _conv(self, s: Stage, x: torch.Tensor) -> torch.Tensor:
         layer: Conv = s.layer  # type: ignore[assignment]
@@ -148,7 +159,12 @@ class ArchEnsemble:
                 h = self._conv(s, src)
             elif s.op == "dense":
                 flat = src.reshape(b, n, -1)
-                h = torch.einsum("bni,nio->bno", flat, self.weights[s.index])
+                if s.index in self.weights:
+                    h = torch.einsum("bni,nio->bno", flat, self.weights[s.index])
+                else:
+                    if self._generator is None:
+                        raise RuntimeError("call resample(generator) before evaluating an ensemble")
+                    h = implicit_dense(flat, self.std[s.index], s.channels, self._generator)
             elif s.op == "pool":
                 h = self._pool(s, src)
             else:  # residual sum

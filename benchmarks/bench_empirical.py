@@ -1,0 +1,785 @@
+"""Benchmark of the batched Monte Carlo engine (:mod:`initstats.empirical`).
+
+Usage::
+
+    python benchmarks/bench_empirical.py            # full measurement (a few minutes), writes docs/benchmarks.md
+    python benchmarks/bench_empirical.py --quick    # small chunks (< 1 min), smoke test only
+
+One *sample* is one network drawn fresh (new He weights) and evaluated on one input
+``x ~ N(0, I)`` with the input gradients of one logit and of the cross-entropy loss (a forward
+and two backward passes): what :func:`initstats.empirical.measure.measure` does per network with
+its default options (``inputs_per_net=1``, ``logits=1``).  For ``make_arch("fc", px)`` and
+``make_arch("cnn", px)`` at 32 and 128 px, in one run:
+
+1. the batched engine: :class:`~initstats.empirical.ensemble.ArchEnsemble` with ``n`` networks
+   (``n`` chosen as ``measure()`` chooses it, ``plan``, unless its weights would not fit
+   ``--max-weight-gib``), timed as the raw inner loop of ``measure()`` (``resample``, input draw,
+   forward, two ``torch.autograd.grad`` calls) per phase, and end to end as
+   ``measure(arch, MeasureOptions(nets=..., device="cpu"))``;
+2. the naive baseline: a Python loop over networks, each a fresh ``torch.nn.Sequential`` of
+   ``nn.Conv2d``/``nn.Linear``/``nn.ReLU`` built for that one network (``kaiming_normal_``, no
+   bias, zero padding through ``nn.Conv2d(padding=...)``), one input, the same two gradients.
+   Its architecture is checked once per case: with the weights of a 1-network ``ArchEnsemble``
+   copied in, the logits must agree to float32 tolerance;
+3. the attainable float32 rate: a 2048x2048 @ 2048x2048 matmul probe (best of several) before
+   every case and at the end, against the engine's achieved rate from an analytic FLOP count
+   (see :func:`flops_per_sample`).
+
+Engine and naive loop are timed in alternating rounds, so that both see the same machine.  The
+machine may be shared: before each round the script waits (up to ``--max-wait`` seconds in all)
+until other processes use less than ``--quiet`` cores, measures the other processes' CPU use
+during every round (``/proc/stat`` minus this process's ``getrusage``), repeats a round that was
+disturbed while waiting time is left, and reports what it saw.
+
+Requirement (from the issue): >= 4x the naive loop; target: >= 50 % of the attainable rate.
+Also reported: the share of weight sampling (``resample``, ``Tensor.normal_``) in the chunk
+time, minor page faults, a chunk-size sweep for the cnn, and grouped ``F.conv2d`` in
+channels_last (what ``ArchEnsemble`` uses) against contiguous NCHW for the cnn at 128 px.
+
+The full run writes the section ``empirical`` of ``docs/benchmarks.md``; ``--quick`` writes
+nothing unless ``--doc PATH`` is given (its numbers are not the measurement).  The exit status is
+1 when the requirement fails for some case in a full run (the 50 % target does not count), else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
+from _common import machine_info, markdown_table, update_section  # noqa: E402
+
+from initstats.empirical.common import chunk_generator  # noqa: E402
+from initstats.empirical.ensemble import ArchEnsemble, _geometry  # noqa: E402
+from initstats.empirical.measure import MeasureOptions, measure, plan  # noqa: E402
+from initstats.families import make_arch  # noqa: E402
+from initstats.spec import Arch  # noqa: E402
+
+SECTION = "empirical"
+SPEEDUP_REQUIRED = 4.0     # requirement: >= 4x the naive per-network loop
+ATTAINABLE_TARGET = 0.5    # target (not a requirement): >= 50 % of the matmul probe
+CASES = (("fc", 32), ("fc", 128), ("cnn", 32), ("cnn", 128))
+CPU = torch.device("cpu")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- FLOP and memory accounting --------------------------------------------------------------------
+
+def forward_macs(arch: Arch) -> int:
+    """Multiply-accumulates of one forward pass of one network, as a dense implementation computes
+    them: ``fan_in`` per output neuron of every conv/dense stage (zero-padded taps included)."""
+    return sum(s.size * s.fan_in for s in arch.stages if s.op in ("conv", "dense"))
+
+
+def flops_per_sample(arch: Arch) -> int:
+    """FLOPs of one sample: 2 per MAC, for the forward pass and for two backward passes.
+
+    The weights do not require gradients, so each backward pass computes only the data gradient
+    (down to ``x``), which costs the forward MACs again: 2 * 3 * forward MACs.  ReLU, softmax,
+    reductions and random number generation are not counted.
+    """
+    return 2 * 3 * forward_macs(arch)
+
+
+def weights_per_net(arch: Arch) -> int:
+    return sum(s.channels * s.fan_in for s in arch.stages if s.op in ("conv", "dense"))
+
+
+def largest_activation(arch: Arch) -> int:
+    return max(s.size for s in arch.stages)
+
+
+def minflt() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+# -- how busy the machine is -------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _system_busy_seconds() -> float | None:
+    """CPU seconds all processes have used since boot (``/proc/stat``), or None off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(v[:8]) - v[3] - v[4]) / _TICK  # all but idle and iowait (guest time is in user)
+
+
+def _own_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class Background:
+    """CPU cores used by *other* processes over an interval (None where ``/proc/stat`` is missing)."""
+
+    def __enter__(self) -> "Background":
+        self.t, self.busy, self.own = time.perf_counter(), _system_busy_seconds(), _own_seconds()
+        self.cores: float | None = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy = _system_busy_seconds()
+        wall = time.perf_counter() - self.t
+        if busy is not None and self.busy is not None and wall > 0:
+            self.cores = max(0.0, (busy - self.busy - (_own_seconds() - self.own)) / wall)
+
+
+class Quiet:
+    """Waits, within a total budget, until other processes use less than ``threshold`` cores."""
+
+    def __init__(self, threshold: float, budget: float) -> None:
+        self.threshold, self.budget, self.waited = threshold, budget, 0.0
+
+    def wait(self) -> float | None:
+        while True:
+            with Background() as bg:
+                time.sleep(0.5)
+            self.waited += 0.5
+            if bg.cores is None or bg.cores < self.threshold or self.waited >= self.budget:
+                return bg.cores
+            time.sleep(min(2.0, max(0.0, self.budget - self.waited)))
+            self.waited += 2.0
+
+    def ok(self, cores: float | None) -> bool:
+        """Whether a round that saw ``cores`` of background may stand (or no waiting time is left)."""
+        return cores is None or cores < self.threshold or self.waited >= self.budget
+
+
+# -- the attainable rate ------------------------------------------------------------------------------
+
+def matmul_probe(size: int = 2048, repeats: int = 7) -> float:
+    """Best float32 GFLOP/s of ``size x size @ size x size`` (output buffer preallocated)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=g)
+    b = torch.randn(size, size, generator=g)
+    c = torch.empty(size, size)
+    torch.mm(a, b, out=c)
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - t)
+    return 2 * size ** 3 / best / 1e9
+
+
+# -- 1. the batched engine (measure()'s inner loop) -----------------------------------------------------
+
+PHASES = ("resample", "inputs", "forward", "backward")
+
+
+def engine_chunk(ens: ArchEnsemble, arch: Arch, n: int, j: int, seed: int = 0) -> dict[str, float]:
+    """One chunk of ``measure()``'s inner loop with default options, timed per phase."""
+    k_total = arch.num_classes
+    t0 = time.perf_counter()
+    g = chunk_generator(seed, (j,), CPU)
+    ens.resample(g)
+    t1 = time.perf_counter()
+    x = torch.empty((1, n, *arch.input_shape)).normal_(generator=g).requires_grad_(True)
+    labels = torch.randint(0, k_total, (1, n), generator=g)
+    t2 = time.perf_counter()
+    out = ens(x)
+    t3 = time.perf_counter()
+    grad, = torch.autograd.grad(out[..., 0].sum(), x, retain_graph=True)
+    loss = F.cross_entropy(out.reshape(n, k_total), labels.reshape(-1), reduction="sum")
+    grad_loss, = torch.autograd.grad(loss, x)
+    t4 = time.perf_counter()
+    if not (torch.isfinite(grad).all() and torch.isfinite(grad_loss).all()):
+        raise AssertionError(f"{arch.name}: non-finite input gradient")
+    return {"resample": t1 - t0, "inputs": t2 - t1, "forward": t3 - t2, "backward": t4 - t3}
+
+
+class EngineTimer:
+    """The raw engine loop on one preallocated ensemble, timed in rounds."""
+
+    def __init__(self, arch: Arch, n: int, implicit_dense: bool) -> None:
+        self.arch, self.n = arch, n
+        t = time.perf_counter()
+        self.ens = ArchEnsemble(arch, n, device=CPU, implicit_dense=implicit_dense)
+        engine_chunk(self.ens, arch, n, 0)  # allocation, first touch, oneDNN primitive creation
+        self.warmup = time.perf_counter() - t
+        self.j = 0
+        self.phases = dict.fromkeys(PHASES, 0.0)
+        self.chunks, self.seconds, self.faults = 0, 0.0, 0
+
+    def round(self, min_seconds: float) -> tuple[int, float, dict]:
+        chunks, total, phases = 0, 0.0, dict.fromkeys(PHASES, 0.0)
+        f0 = minflt()
+        while chunks < 1 or total < min_seconds:
+            self.j += 1
+            t = engine_chunk(self.ens, self.arch, self.n, self.j)
+            for key, v in t.items():
+                phases[key] += v
+            total += sum(t.values())
+            chunks += 1
+        return chunks, total, {"phases": phases, "faults": minflt() - f0}
+
+    def accept(self, chunks: int, total: float, extra: dict) -> None:
+        self.chunks += chunks
+        self.seconds += total
+        self.faults += extra["faults"]
+        for key, v in extra["phases"].items():
+            self.phases[key] += v
+
+    def close(self) -> None:
+        del self.ens
+        gc.collect()
+
+
+def bench_measure(arch: Arch, n: int, chunks: int, quiet: Quiet) -> dict:
+    """``measure()`` end to end: a one-chunk warm-up call, then a timed call of ``chunks`` chunks."""
+    measure(arch, MeasureOptions(nets=n, chunk=n, device="cpu", seed=1))
+    gc.collect()
+    while True:
+        quiet.wait()
+        with Background() as bg:
+            t = time.perf_counter()
+            m = measure(arch, MeasureOptions(nets=n * chunks, chunk=n, device="cpu", seed=2))
+            wall = time.perf_counter() - t
+        mean, se = m.mean_se("grad_logit_l2_sq")
+        del m
+        gc.collect()
+        if quiet.ok(bg.cores):
+            break
+    return {"seconds": wall, "rate": n * chunks / wall, "nets": n * chunks, "grad_sq": (mean, se),
+            "background": bg.cores}
+
+
+# -- 2. the naive baseline -------------------------------------------------------------------------------
+
+def naive_layers(arch: Arch) -> list[tuple[nn.Module, int]]:
+    """Real torch layers for one network of ``arch`` (uninitialised), with the stage index of each
+    weight layer (-1 for the others).  Covers the stages ``fc`` and ``cnn`` with zero padding use."""
+    modules: list[tuple[nn.Module, int]] = []
+    flat = False
+    for s in arch.stages[1:]:
+        src = arch.stages[s.sources[0]]
+        if s.op == "conv":
+            layer = s.layer
+            if layer.padding != "zero" or len(s.axes) != 2:  # type: ignore[attr-defined]
+                raise NotImplementedError("the naive baseline covers 2-D zero-padded convolutions only")
+            k, stride, dil, pads = _geometry(layer, 2)  # type: ignore[arg-type]
+            mod: nn.Module = torch.nn.utils.skip_init(nn.Conv2d, src.channels, s.channels, k, stride=stride,
+                                                      padding=pads, dilation=dil, bias=False)
+        elif s.op == "dense":
+            if not flat:
+                modules.append((nn.Flatten(), -1))
+                flat = True
+            mod = torch.nn.utils.skip_init(nn.Linear, src.size, s.channels, bias=False)
+        else:
+            raise NotImplementedError(f"the naive baseline does not cover {s.op} stages")
+        mod.weight.requires_grad_(False)
+        modules.append((mod, s.index))
+        if s.kind == "relu":
+            modules.append((nn.ReLU(), -1))
+        elif s.kind != "linear":
+            raise NotImplementedError(f"the naive baseline does not cover {s.kind} stages")
+    return modules
+
+
+def naive_net(arch: Arch, g: torch.Generator) -> nn.Sequential:
+    """A fresh network with He weights (``kaiming_normal_``, fan-in: variance 2/fan_in), for one sample."""
+    modules = naive_layers(arch)
+    for mod, idx in modules:
+        if idx >= 0:
+            nn.init.kaiming_normal_(mod.weight, nonlinearity="relu", generator=g)
+    return nn.Sequential(*(m for m, _ in modules))
+
+
+def naive_sample(arch: Arch, g: torch.Generator) -> tuple[float, float]:
+    """One sample of the naive loop; returns (seconds building the network, seconds computing)."""
+    t0 = time.perf_counter()
+    net = naive_net(arch, g)
+    t1 = time.perf_counter()
+    x = torch.randn((1, *arch.input_shape), generator=g).requires_grad_(True)
+    label = torch.randint(0, arch.num_classes, (1,), generator=g)
+    out = net(x)
+    grad, = torch.autograd.grad(out[:, 0].sum(), x, retain_graph=True)
+    grad_loss, = torch.autograd.grad(F.cross_entropy(out, label, reduction="sum"), x)
+    t2 = time.perf_counter()
+    if not (torch.isfinite(grad).all() and torch.isfinite(grad_loss).all()):
+        raise AssertionError(f"{arch.name}: non-finite input gradient in the naive loop")
+    return t1 - t0, t2 - t1
+
+
+def check_naive_matches(arch: Arch) -> float:
+    """Copy the weights of a 1-network ArchEnsemble into the naive net; the logits must agree."""
+    ens = ArchEnsemble(arch, 1)
+    ens.resample(torch.Generator().manual_seed(123))
+    modules = naive_layers(arch)
+    with torch.no_grad():
+        for mod, idx in modules:
+            if idx >= 0:
+                w = ens.weights[idx]
+                mod.weight.copy_(w[0].t() if isinstance(mod, nn.Linear) else w)
+    net = nn.Sequential(*(m for m, _ in modules))
+    x = torch.randn((1, *arch.input_shape), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ref = ens(x.unsqueeze(1))[0, 0]
+        got = net(x)[0]
+    scale = float(ref.abs().max())
+    err = float((ref - got).abs().max()) / max(scale, 1e-30)
+    assert torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * scale), (
+        f"{arch.name} {arch.px} px: the naive network's logits differ from ArchEnsemble's "
+        f"(max relative error {err:.2e})")
+    return err
+
+
+class NaiveTimer:
+    def __init__(self, arch: Arch, warm: int, min_nets: int) -> None:
+        self.arch, self.min_nets = arch, min_nets
+        self.g = torch.Generator().manual_seed(3)
+        for _ in range(warm):
+            naive_sample(arch, self.g)
+        self.nets, self.seconds, self.init = 0, 0.0, 0.0
+
+    def round(self, min_seconds: float) -> tuple[int, float, float]:
+        nets, t_init, t_comp = 0, 0.0, 0.0
+        while nets < self.min_nets or t_init + t_comp < min_seconds:
+            a, b = naive_sample(self.arch, self.g)
+            t_init += a
+            t_comp += b
+            nets += 1
+        return nets, t_init + t_comp, t_init
+
+    def accept(self, nets: int, total: float, init: float) -> None:
+        self.nets += nets
+        self.seconds += total
+        self.init += init
+
+
+# -- optional: chunk sizes, layouts, the weight sampler ----------------------------------------------------
+
+def bench_chunk_sweep(arch: Arch, sizes: list[int], chunks: int, quiet: Quiet) -> list[dict]:
+    rows = []
+    for n in sizes:
+        timer = EngineTimer(arch, n, plan(arch, MeasureOptions(device="cpu")).implicit_dense)
+        while True:
+            quiet.wait()
+            with Background() as bg:
+                f0 = minflt()
+                total = 0.0
+                for _ in range(chunks):
+                    total += timer.round(0.0)[1]
+                faults = (minflt() - f0) / chunks
+            if quiet.ok(bg.cores):
+                break
+        timer.close()
+        rows.append({"case": f"`{arch.name}` {arch.px} px", "chunk n": n,
+                     "largest activation": f"{n * largest_activation(arch) * 4 / 2**20:,.1f} MiB",
+                     "samples/s": n * chunks / total, "vs naive": None, "minor page faults/chunk": round(faults),
+                     "page faults/sample": round(faults / n),
+                     "background (cores)": None if bg.cores is None else round(bg.cores, 2)})
+    return rows
+
+
+def bench_conv_layouts(arch: Arch, n: int, repeats: int) -> list[dict]:
+    """``F.conv2d`` forward + input gradient of each distinct conv of ``arch`` with ``n`` groups and
+    batch 1, input in channels_last (what ArchEnsemble does) against contiguous NCHW."""
+    rows = []
+    totals = {"channels_last": 0.0, "NCHW": 0.0}
+    seen: dict[tuple, dict] = {}
+    for s in arch.stages[1:]:
+        if s.op != "conv":
+            continue
+        src = arch.stages[s.sources[0]]
+        k, stride, dil, pads = _geometry(s.layer, 2)  # type: ignore[arg-type]
+        key = (src.shape, s.shape, k, stride, dil, pads)
+        if key in seen:
+            seen[key]["stages"] += 1
+            for name in totals:
+                totals[name] += seen[key]["_t"][name]
+            continue
+        g = torch.Generator().manual_seed(0)
+        x0 = torch.randn((1, n * src.channels, *src.spatial), generator=g)
+        w = torch.randn((n * s.channels, src.channels, *k), generator=g)
+        res = {}
+        for name, fmt in (("channels_last", torch.channels_last), ("NCHW", torch.contiguous_format)):
+            x = x0.contiguous(memory_format=fmt).requires_grad_(True)
+
+            def run() -> None:
+                y = F.conv2d(x, w, stride=stride, padding=pads, dilation=dil, groups=n)
+                torch.autograd.grad(y, x, grad_outputs=torch.ones_like(y))
+
+            run()
+            best = math.inf
+            for _ in range(repeats):
+                t = time.perf_counter()
+                run()
+                best = min(best, time.perf_counter() - t)
+            res[name] = best
+            totals[name] += best
+        macs = s.size * s.fan_in * n
+        row = {"conv": f"{src.channels}->{s.channels} ch, {k[0]}x{k[1]}, stride {stride[0]}, dilation {dil[0]}, "
+                       f"{src.spatial[0]}->{s.spatial[0]} px",
+               "stages": 1,
+               "channels_last": _fmt_s(res["channels_last"]), "NCHW": _fmt_s(res["NCHW"]),
+               "NCHW / channels_last": f"{res['NCHW'] / res['channels_last']:.2f}",
+               "GFLOP/s channels_last": 4 * macs / res["channels_last"] / 1e9,
+               "GFLOP/s NCHW": 4 * macs / res["NCHW"] / 1e9, "_t": res}
+        seen[key] = row
+        rows.append(row)
+    for row in rows:
+        del row["_t"]
+    rows.append({"conv": "**whole network** (each row times its stages)", "stages": sum(r["stages"] for r in rows),
+                 "channels_last": _fmt_s(totals["channels_last"]), "NCHW": _fmt_s(totals["NCHW"]),
+                 "NCHW / channels_last": f"{totals['NCHW'] / totals['channels_last']:.2f}",
+                 "GFLOP/s channels_last": None, "GFLOP/s NCHW": None})
+    return rows
+
+
+def bench_sampling(numel: int, repeats: int = 3) -> dict:
+    """``Tensor.normal_`` throughput (G floats/s): into a reused buffer, into a fresh tensor, and the
+    reused buffer split into one part per torch thread, each filled from its own generator in its
+    own Python thread."""
+    g = torch.Generator().manual_seed(0)
+    buf = torch.empty(numel)
+    buf.normal_(generator=g)
+
+    def best(fn) -> float:
+        b = math.inf
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            b = min(b, time.perf_counter() - t)
+        return numel / b / 1e9
+
+    reused = best(lambda: buf.normal_(generator=g))
+    fresh = best(lambda: torch.empty(numel).normal_(generator=g))
+    threads = torch.get_num_threads()
+    parts = buf.chunk(threads)
+    gens = [torch.Generator().manual_seed(i) for i in range(threads)]
+
+    def split() -> None:
+        ts = [threading.Thread(target=p.normal_, kwargs={"generator": q}) for p, q in zip(parts, gens)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    return {"reused": reused, "fresh": fresh, "split": best(split), "threads": threads, "numel": numel}
+
+
+# -- report ------------------------------------------------------------------------------------------------
+
+def _fmt_s(t: float) -> str:
+    if t >= 100:
+        return f"{t:,.0f} s"
+    if t >= 1:
+        return f"{t:.2f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.3g} ms"
+    return f"{t * 1e6:.3g} µs"
+
+
+def _status(ok: bool | None) -> str:
+    return "not assessed (--quick sizes)" if ok is None else ("**PASS**" if ok else "**FAIL**")
+
+
+def _cores(c: float | None) -> str:
+    return "?" if c is None else f"{c:.2f}"
+
+
+def run_case(name: str, px: int, cfg: dict, quiet: Quiet, max_weight_bytes: float) -> dict:
+    arch = make_arch(name, px)
+    chosen = plan(arch, MeasureOptions(device="cpu"))
+    n_default, implicit = chosen.chunk, chosen.implicit_dense
+    wbytes = ArchEnsemble(arch, 1, implicit_dense=implicit).num_parameters * 4
+    n, note = n_default, ""
+    if cfg["cap"] is not None and n > cfg["cap"]:
+        n, note = cfg["cap"], f"--quick: capped from {n_default}"
+    if n * wbytes > max_weight_bytes:
+        n = max(1, int(max_weight_bytes // wbytes))
+        note = (f"capped from {n_default}, whose weights take {n_default * wbytes / 2**30:.1f} GiB "
+                f"(--max-weight-gib {max_weight_bytes / 2**30:g})")
+    err = check_naive_matches(arch)
+    probe = matmul_probe(repeats=cfg["probe_repeats"])
+    log(f"{name} {px} px: matmul probe {probe:.0f} GFLOP/s; default chunk {n_default}, using {n} "
+        f"({n * wbytes / 2**30:.2f} GiB of weights); naive logits agree (max rel. err. {err:.1e})")
+
+    eng = EngineTimer(arch, n, implicit)
+    nai = NaiveTimer(arch, cfg["naive_warm"], cfg["naive_min_nets"])
+    ratios, backgrounds, redone = [], [], 0
+    for r in range(cfg["rounds"]):
+        while True:
+            quiet.wait()
+            with Background() as bg:
+                e = eng.round(cfg["round_seconds"])
+                v = nai.round(cfg["round_seconds"])
+            if quiet.ok(bg.cores):
+                break
+            redone += 1
+            log(f"  round {r + 1}: other processes used {bg.cores:.2f} cores; repeating it")
+        eng.accept(*e)
+        nai.accept(*v)
+        backgrounds.append(bg.cores)
+        e_rate, n_rate = n * e[0] / e[1], v[0] / v[1]
+        ratios.append(e_rate / n_rate)
+        log(f"  round {r + 1}: engine {e_rate:.1f} samples/s ({e[0]} chunks), naive {n_rate:.1f} samples/s "
+            f"({v[0]} nets), ratio {e_rate / n_rate:.2f}, background {_cores(bg.cores)} cores")
+    eng.close()
+    meas = bench_measure(arch, n, cfg["measure_chunks"], quiet)
+    log(f"  measure(): {meas['rate']:.1f} samples/s ({meas['nets']} nets, {meas['seconds']:.2f} s); "
+        f"E||grad f||^2 = {meas['grad_sq'][0]:.3f} +- {meas['grad_sq'][1]:.3f}")
+    known = [b for b in backgrounds + [meas["background"]] if b is not None]
+    return {"name": name, "px": px, "arch": arch, "n_default": n_default, "n": n, "note": note, "implicit": implicit,
+            "wbytes": wbytes, "check_err": err, "probe": probe, "engine": eng, "naive": nai,
+            "measure": meas, "ratios": ratios, "redone": redone,
+            "background": max(known) if known else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small chunks and few repetitions (< 1 min), smoke test")
+    ap.add_argument("--doc", default=None,
+                    help="markdown file to write the section into (default: docs/benchmarks.md for the full "
+                         "run, nothing for --quick)")
+    ap.add_argument("--no-doc", action="store_true", help="print only, write no file")
+    ap.add_argument("--max-weight-gib", type=float, default=4.0,
+                    help="cap the chunk when its weights would exceed this many GiB (default 4; the table "
+                         "says when it did)")
+    ap.add_argument("--quiet", type=float, default=0.25,
+                    help="wait until other processes use fewer than this many cores (default 0.25)")
+    ap.add_argument("--max-wait", type=float, default=None,
+                    help="seconds to wait in all for a quiet machine (default 150, --quick 5)")
+    args = ap.parse_args(argv)
+    quick = args.quick
+    if quick:
+        cfg = dict(cap=16, rounds=1, round_seconds=0.3, measure_chunks=1, naive_warm=1, naive_min_nets=3,
+                   probe_repeats=3)
+        sweep = {"cnn": {32: [16, 64], 128: [8, 16]}}
+        layout_n, layout_repeats, sweep_chunks = 8, 1, 1
+    else:
+        cfg = dict(cap=None, rounds=3, round_seconds=2.0, measure_chunks=2, naive_warm=3, naive_min_nets=10,
+                   probe_repeats=7)
+        sweep = {"cnn": {32: [16, 64, 256], 128: [8, 16, 32, 72]}}
+        layout_n, layout_repeats, sweep_chunks = None, 5, 3
+    quiet = Quiet(args.quiet, args.max_wait if args.max_wait is not None else (5.0 if quick else 150.0))
+
+    def load() -> str:
+        try:
+            return f"{os.getloadavg()[0]:.2f}"
+        except (AttributeError, OSError):
+            return "?"
+
+    load_start = load()
+    t_total = time.perf_counter()
+    info = machine_info()
+    log(info)
+    threads = torch.get_num_threads()
+
+    results = [run_case(name, px, cfg, quiet, args.max_weight_gib * 2**30) for name, px in CASES]
+
+    quiet.wait()
+    probe_end = matmul_probe(repeats=cfg["probe_repeats"])
+    probes = [r["probe"] for r in results] + [probe_end]
+    attainable = max(probes)
+    log(f"matmul probe at the end: {probe_end:.0f} GFLOP/s; attainable (best probe) {attainable:.0f} GFLOP/s")
+
+    sweep_rows = []
+    for name, by_px in sweep.items():
+        for px, sizes in by_px.items():
+            case = next(r for r in results if r["name"] == name and r["px"] == px)
+            naive_rate = case["naive"].nets / case["naive"].seconds
+            new_rows = bench_chunk_sweep(make_arch(name, px), sizes, sweep_chunks, quiet)
+            for row in new_rows:
+                default = " (measure()'s default)" if row["chunk n"] == case["n_default"] else ""
+                row["chunk n"] = f"{row['chunk n']}{default}"
+                row["vs naive"] = f"{row['samples/s'] / naive_rate:.2f}x"
+            sweep_rows += new_rows
+            for row in sweep_rows[-len(sizes):]:
+                log(f"  sweep {row['case']} n={row['chunk n']}: {row['samples/s']:.1f} samples/s, "
+                    f"{row['minor page faults/chunk']} faults/chunk")
+    cnn128 = next(r for r in results if r["name"] == "cnn" and r["px"] == 128)
+    while True:
+        quiet.wait()
+        with Background() as bg_layout:
+            layout_rows = bench_conv_layouts(cnn128["arch"], layout_n or cnn128["n"], layout_repeats)
+        if quiet.ok(bg_layout.cores):
+            break
+    log(f"  layouts, whole network: channels_last {layout_rows[-1]['channels_last']}, NCHW {layout_rows[-1]['NCHW']}")
+    fc32 = next(r for r in results if r["name"] == "fc" and r["px"] == 32)
+    while True:
+        quiet.wait()
+        with Background() as bg_samp:
+            samp = bench_sampling(fc32["n"] * weights_per_net(fc32["arch"]) if not quick else 2 * 10**7)
+        if quiet.ok(bg_samp.cores):
+            break
+    log(f"normal_: {samp['reused']:.3f} G floats/s reused buffer, {samp['fresh']:.3f} fresh tensor, "
+        f"{samp['split']:.3f} split over {samp['threads']} threads")
+    elapsed = time.perf_counter() - t_total
+    load_end = load()
+
+    rows, req_rows, detail_rows = [], [], []
+    disturbed: list[str] = []
+    all_ok = True
+    for r in results:
+        eng, nai, meas, arch = r["engine"], r["naive"], r["measure"], r["arch"]
+        e_rate = r["n"] * eng.chunks / eng.seconds
+        n_rate = nai.nets / nai.seconds
+        fl = flops_per_sample(arch)
+        gflops = e_rate * fl / 1e9
+        frac = gflops / attainable
+        speedup, speedup_m = e_rate / n_rate, meas["rate"] / n_rate
+        ok = speedup >= SPEEDUP_REQUIRED and speedup_m >= SPEEDUP_REQUIRED
+        all_ok &= ok
+        label = f"`{r['name']}` {r['px']} px"
+        status = _status(None if quick else ok)
+        if r["background"] is not None and r["background"] >= args.quiet:
+            status += f" (disturbed: other processes used {r['background']:.2f} cores)"
+            disturbed.append(label)
+        rows.append({
+            "case": label, "d": arch.d, "chunk n": f"{r['n']}" + (f" ({r['note']})" if r["note"] else ""),
+            "MFLOP/sample": fl / 1e6,
+            "engine samples/s": e_rate, "measure() samples/s": meas["rate"], "naive samples/s": n_rate,
+            "speed-up vs naive (engine / measure())": f"{speedup:.2f}x / {speedup_m:.2f}x",
+            f">= {SPEEDUP_REQUIRED:g}x naive": status,
+            "engine GFLOP/s": gflops, "fraction of attainable (target 50 %)": f"{frac:.1%}",
+            "background (cores)": _cores(r["background"]),
+        })
+        req_rows.append({"case": label, "requirement": f"required: >= {SPEEDUP_REQUIRED:g}x the naive loop",
+                         "measured": f"engine {speedup:.2f}x (rounds {min(r['ratios']):.2f}-{max(r['ratios']):.2f}), "
+                                     f"measure() {speedup_m:.2f}x",
+                         "status": status})
+        req_rows.append({"case": label, "requirement": f"target: >= {ATTAINABLE_TARGET:.0%} of the attainable rate",
+                         "measured": f"{frac:.1%} ({gflops:.1f} of {attainable:.0f} GFLOP/s)",
+                         "status": "target met" if frac >= ATTAINABLE_TARGET else "target not met"})
+        ph, tot = eng.phases, eng.seconds
+        detail_rows.append({
+            "case": label, "chunk n": r["n"],
+            "weights/chunk": f"{r['n'] * r['wbytes'] / 2**20:,.0f} MiB",
+            "time/chunk": _fmt_s(tot / eng.chunks),
+            "resample (normal_)": f"{ph['resample'] / tot:.0%}", "input draw": f"{ph['inputs'] / tot:.0%}",
+            "forward": f"{ph['forward'] / tot:.0%}", "2 backward": f"{ph['backward'] / tot:.0%}",
+            "minor page faults/chunk": round(eng.faults / eng.chunks),
+            "warm-up chunk": _fmt_s(eng.warmup),
+            "measure() time vs raw loop": f"{e_rate / meas['rate'] - 1:+.0%}",
+            "naive: share building the net": f"{nai.init / nai.seconds:.0%}",
+            "E‖∇f‖² (measure())": f"{meas['grad_sq'][0]:.3f} ± {meas['grad_sq'][1]:.3f}",
+        })
+
+    wpn = weights_per_net(fc32["arch"])
+    fc_bound = samp["reused"] * 1e9 / wpn
+    fc128 = next(r for r in results if r["name"] == "fc" and r["px"] == 128)
+    mode = "`python benchmarks/bench_empirical.py --quick` (smoke-test sizes, not the measurement)" if quick \
+        else "`python benchmarks/bench_empirical.py`"
+    redone = sum(r["redone"] for r in results)
+    md = "\n".join([
+        "## Empirical engine (batched Monte Carlo)",
+        "",
+        f"Generated by {mode} in {elapsed:.0f} s. Machine: {info}; {threads} torch threads. "
+        f"1-minute load average {load_start} at the start, {load_end} at the end. Before every timed round the "
+        f"script waited for other processes to use < {args.quiet:g} cores ({quiet.waited:.0f} s waited in all, "
+        f"{redone} disturbed round(s) repeated); *background* is the most that other processes used during a "
+        "timed round of that case (with 2 cores, one busy core slows every parallel torch op by a scheduler "
+        "time slice, so disturbed numbers can be several times worse). Wall-clock `time.perf_counter`.",
+        "",
+        "One *sample* is one network drawn fresh (new He weights; dense layers drawn implicitly, exactly in "
+        "law, see below) evaluated on one input x ~ N(0, I) with "
+        "the input gradients of one logit and of the cross-entropy loss (a forward and two backward "
+        "passes): what `measure()` does per network with its default options. Networks: "
+        "`make_arch(\"fc\", px)` (width 256, depth 4) and `make_arch(\"cnn\", px)` (16 channels, zero "
+        "padding, stride downsampling), float32, CPU.",
+        "",
+        "- *engine*: the inner loop of `measure()` on one preallocated `ArchEnsemble(arch, n, implicit_dense=...)` "
+        "(`resample`, input draw, forward, two `torch.autograd.grad`), after one warm-up chunk; "
+        f"{cfg['rounds']} round(s) of at least {cfg['round_seconds']:g} s, alternating with the naive loop. "
+        "*n* and the dense-layer sampling are what `measure()` chooses (`initstats.empirical.measure.plan`) unless "
+        "stated. *measure()*: "
+        f"`measure(arch, MeasureOptions(nets={cfg['measure_chunks']}*n, chunk=n, device=\"cpu\"))` end to end "
+        "after a one-chunk warm-up call (it also allocates its ensemble, reduces the statistics in float64 and "
+        "copies them to numpy).",
+        "- *naive*: a Python loop, per sample a fresh `nn.Sequential` of `nn.Linear`/`nn.Conv2d`/`nn.ReLU` "
+        "(`torch.nn.utils.skip_init`, then `nn.init.kaiming_normal_`; no bias; zero padding by "
+        "`nn.Conv2d(padding=...)`; weights without `requires_grad`), one input, the same two gradients. "
+        "Checked once per case: with a 1-network `ArchEnsemble`'s weights copied in, its logits equal "
+        "the engine's (max relative error " + ", ".join(f"{r['check_err']:.0e}" for r in results) + ").",
+        f"- *attainable*: best of {cfg['probe_repeats']} float32 2048x2048 @ 2048x2048 `torch.mm`, probed before "
+        f"each case and at the end ({', '.join(f'{p:.0f}' for p in probes)} GFLOP/s); the best, "
+        f"{attainable:.0f} GFLOP/s, is used. *MFLOP/sample* counts 2 FLOPs per multiply-accumulate of every conv "
+        "and dense layer as a dense implementation computes it (zero-padded taps included), for the forward "
+        "pass and for each of the two backward passes, which compute only the data gradient (the weights need "
+        "no gradient) and so cost the forward MACs again: 6 x forward MACs. ReLU, softmax and random numbers "
+        "are not counted.",
+        "",
+        markdown_table(rows),
+        "",
+        "### Requirements",
+        "",
+        *([f"**Disturbed measurement**: other processes used >= {args.quiet:g} cores during timed rounds of "
+           f"{', '.join(disturbed)} even after waiting. A busy core slows the engine and the naive loop by very "
+           "different factors (the naive `cnn` 128 px loop, many small parallel ops, by up to ~100x), so those "
+           "rates and speed-ups are unreliable: rerun on a quiet machine.", ""]
+          if disturbed else []),
+        f"Required: >= {SPEEDUP_REQUIRED:g}x the naive loop, by the engine loop and by `measure()`. Target, not a "
+        f"requirement: >= {ATTAINABLE_TARGET:.0%} of the attainable float32 rate.",
+        "",
+        markdown_table(req_rows),
+        "",
+        "### Where the engine's time goes",
+        "",
+        "Shares of the engine loop's time per phase, minor page faults per chunk (`getrusage`), the first "
+        "(warm-up) chunk including the allocation of the weights, how much slower per sample `measure()` is "
+        "than the raw loop, and the naive loop's share spent building and initialising its network.",
+        "",
+        markdown_table(detail_rows),
+        "",
+        f"Weight sampling: `Tensor.normal_` draws {samp['reused']:.2f} G floats/s into a reused buffer and "
+        f"{samp['fresh']:.2f} G floats/s into a fresh tensor (first-touch page faults), on one thread although "
+        f"torch has {samp['threads']} ({samp['numel']:,} floats). The same buffer split into "
+        f"{samp['threads']} parts, each filled by `normal_` from its own generator in its own Python thread, fills "
+        f"at {samp['split']:.2f} G floats/s (other processes used {_cores(bg_samp.cores)} cores meanwhile). "
+        "A dense layer with one input per network uses each weight for one multiply-accumulate per pass, so "
+        f"drawing the weight matrix caps a loop at {fc_bound:,.0f} samples/s for `fc` 32 px ({wpn:,} weights per "
+        "network): the naive loop is bound by it. `measure()` instead samples dense layers *implicitly* "
+        "(`initstats.empirical.implicit`): the pre-activations `W h` and the products `W^T g` with each "
+        "backward cotangent are drawn from their exact joint law, (in + out) random numbers per input and "
+        "cotangent instead of in x out, so the statistics are those of explicit weights "
+        f"(tested in `tests/test_implicit.py`). Chosen by `measure()`: " + "; ".join(
+            f"`{r['name']}` {r['px']} px: chunk {r['n_default']}, dense layers "
+            f"{'implicit' if r['implicit'] else 'explicit'}, {r['n'] * r['wbytes'] / 2**20:,.1f} MiB of drawn weights per chunk"
+            for r in results) + ".",
+        "",
+        "Chunk size (cnn): the raw engine loop at several *n* (one warm-up chunk, then "
+        f"{sweep_chunks} timed); *vs naive* divides by the naive rate of the main table. Activations above "
+        "glibc's mmap threshold (at most 32 MiB) are fresh "
+        "mappings every time, so their pages fault again in every chunk.",
+        "",
+        markdown_table(sweep_rows),
+        "",
+        f"Grouped convolutions of `cnn` 128 px (n = {layout_n or cnn128['n']} groups, batch 1): `F.conv2d` "
+        f"forward + input gradient, best of {layout_repeats}, with the input in channels_last (what "
+        "`ArchEnsemble` uses) or contiguous NCHW; *stages*: how many layers of the network have that shape "
+        f"(other processes used {_cores(bg_layout.cores)} cores meanwhile).",
+        "",
+        markdown_table(layout_rows),
+    ])
+    print(md)
+    if not args.no_doc and (args.doc is not None or not quick):
+        path = update_section(SECTION, md, args.doc if args.doc is not None else "docs/benchmarks.md")
+        log(f"wrote section {SECTION!r} of {path}")
+    return 0 if (quick or all_ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
