@@ -1,3 +1,61 @@
-"""initstats: verify theorems about neural networks at initialization."""
+"""initstats: verify theorems about neural networks at initialization.
+
+The curated public API.  The exact side (specs, graphs, :func:`analyse`) imports no torch; the
+empirical names (:func:`measure`, :func:`verify_family`, ...) load torch on first use.
+
+>>> import initstats
+>>> out = initstats.analyse(initstats.make_arch("fc", 4, width=8)).outputs[0]
+>>> out.lemma8_sum, out.grad_sq_total
+(Fraction(1, 1), Fraction(2, 1))
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .errors import (DeviceError, GraphError, GraphFormatError, InitStatsError, NotADAGError, OptionError,
+                     SpecError, SpecFileError, UnsupportedLayerError)
+from .exact import GraphAnalysis, OutputAnalysis, Witness, analyse
+from .families import FAMILIES, make_arch, with_avgpool, with_logit_relu
+from .graph import build_graph, read_graph, write_graph
+from .spec import Arch, AvgPool, Conv, Dense, MaxPool, Residual
 
 __version__ = "0.1.0"
+
+#: names loaded on first use (they import torch)
+_LAZY = {
+    "measure": "initstats.empirical.measure",
+    "MeasureOptions": "initstats.empirical.measure",
+    "Measurement": "initstats.empirical.measure",
+    "verify_family": "initstats.verify",
+    "verify_graph": "initstats.verify",
+    "Verification": "initstats.verify",
+    "VerifySettings": "initstats.verify",
+    "fgsm": "initstats.empirical.attack",
+    "build_report": "initstats.report",
+}
+
+__all__ = [
+    # specifications and families
+    "Arch", "Dense", "Conv", "AvgPool", "MaxPool", "Residual", "FAMILIES", "make_arch", "with_avgpool",
+    "with_logit_relu",
+    # graphs and the exact engine
+    "build_graph", "read_graph", "write_graph", "analyse", "GraphAnalysis", "OutputAnalysis", "Witness",
+    # the empirical engine and verdicts
+    *_LAZY,
+    # errors
+    "InitStatsError", "SpecError", "UnsupportedLayerError", "GraphError", "NotADAGError", "GraphFormatError",
+    "SpecFileError", "OptionError", "DeviceError",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'initstats' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

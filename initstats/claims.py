@@ -38,8 +38,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["VERDICTS", "KINDS", "Claim", "Fit", "exact_claim", "approximate_claim", "scaling_claim",
+__all__ = ["SCALING_LAWS", "VERDICTS", "KINDS", "Claim", "Fit", "exact_claim", "approximate_claim", "scaling_claim",
            "not_covered_claim", "loglog_fit", "combine_verdicts", "z_value"]
+
+#: statistic -> (predicted exponent in d, divide by sqrt(2 ln d) first?, statement)
+SCALING_LAWS: dict[str, tuple[float, bool, str]] = {
+    "grad_logit_l2": (0.0, False, "||grad f_k||_2 is independent of d (Theorems 4, 5; Corollary 6)"),
+    "grad_logit_l1": (0.5, False, "||grad f_k||_1 grows like d^(1/2) (Theorem 5)"),
+    "grad_loss_l1": (0.5, False, "||grad L||_1 grows like d^(1/2) (eq. 7, q = 1)"),
+    "grad_loss_linf": (-0.5, True, "||grad L||_inf / sqrt(2 ln d) decays like d^(-1/2) (eq. 7, q = inf)"),
+    "damage_l1": (0.5, False, "first-order l_inf damage eps*||grad L||_1 grows like d^(1/2) (eq. 3, 7)"),
+}
 
 VERDICTS = ("pass", "fail", "inconclusive", "not-covered")
 KINDS = ("exact", "approximate", "scaling", "not-covered")

@@ -237,7 +237,7 @@ def write_verification(result, out: str | Path, *, command: str, plot: bool = Fa
 
 def _write_figures(result, out: Path) -> list[str]:
     from .plots import plot_coordinate_map, plot_scaling, save_figure
-    from .verify import SCALING_LAWS
+    from .claims import SCALING_LAWS
 
     paths = []
     rows = result.rows

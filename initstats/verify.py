@@ -28,8 +28,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .claims import (Claim, approximate_claim, combine_verdicts, exact_claim, loglog_fit, not_covered_claim,
-                     scaling_claim)
+from .claims import (SCALING_LAWS, Claim, approximate_claim, combine_verdicts, exact_claim, loglog_fit,
+                     not_covered_claim, scaling_claim)
 from .errors import OptionError
 from .exact import analyse
 from .exact.results import GraphAnalysis, OutputAnalysis
@@ -38,14 +38,6 @@ from .spec import Arch
 
 __all__ = ["VerifySettings", "Verification", "verify_family", "verify_graph", "border_rings", "SCALING_LAWS"]
 
-#: statistic -> (predicted exponent in d, divide by sqrt(2 ln d) first?, statement)
-SCALING_LAWS: dict[str, tuple[float, bool, str]] = {
-    "grad_logit_l2": (0.0, False, "||grad f_k||_2 is independent of d (Theorems 4, 5; Corollary 6)"),
-    "grad_logit_l1": (0.5, False, "||grad f_k||_1 grows like d^(1/2) (Theorem 5)"),
-    "grad_loss_l1": (0.5, False, "||grad L||_1 grows like d^(1/2) (eq. 7, q = 1)"),
-    "grad_loss_linf": (-0.5, True, "||grad L||_inf / sqrt(2 ln d) decays like d^(-1/2) (eq. 7, q = inf)"),
-    "damage_l1": (0.5, False, "first-order l_inf damage eps*||grad L||_1 grows like d^(1/2) (eq. 3, 7)"),
-}
 
 
 @dataclass(frozen=True)
