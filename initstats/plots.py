@@ -35,9 +35,6 @@ def plot_scaling(rows: pd.DataFrame, exponents: dict[str, float], *, x: str = "d
     points; ``log_corrected`` statistics are divided by ``sqrt(2 ln d)`` first.
     """
     plt, sns = _mpl()
-    from matplotlib.ticker import FuncFormatter
-
-    _short = FuncFormatter(lambda v, _: f"{v:.3g}")
     stats = [s for s in exponents if s in set(rows["statistic"])]
     cols = min(3, len(stats)) or 1
     nrows = math.ceil(len(stats) / cols) or 1
@@ -55,9 +52,7 @@ def plot_scaling(rows: pd.DataFrame, exponents: dict[str, float], *, x: str = "d
         ax.plot(grid, anchor * grid ** k, "--", color=sns.color_palette()[1], label=f"slope {k:+g} (theory)")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(_short)
-            axis.set_minor_formatter(_short)
+        _log_ticks(ax)
         ax.set_xlabel(x)
         ax.set_title(stat + (" / sqrt(2 ln d)" if stat in log_corrected else ""))
         ax.legend(fontsize=7)
@@ -103,6 +98,19 @@ def plot_coordinate_map(measured: np.ndarray, predicted: np.ndarray, input_shape
     return fig
 
 
+def _log_ticks(ax) -> None:
+    """Readable log-axis labels: minor labels only on axes spanning less than a decade."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    short = FuncFormatter(lambda v, _: f"{v:.3g}")
+    for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() != "log":
+            continue
+        axis.set_major_formatter(short)
+        narrow = lim[0] > 0 and lim[1] / lim[0] < 10
+        axis.set_minor_formatter(short if narrow else NullFormatter())
+
+
 def save_figure(fig, path: str | Path) -> None:
     """Write a figure as PNG atomically and close it."""
     from .graph.io import write_atomic
@@ -113,3 +121,31 @@ def save_figure(fig, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def plot_lines(frame: pd.DataFrame, x: str, y: str, *, hue: str, yerr: str | None = None, logx: bool = True,
+               logy: bool = True, reference: tuple[np.ndarray, np.ndarray, str] | None = None,
+               xlabel: str | None = None, ylabel: str | None = None, title: str | None = None):
+    """Lines of ``y`` against ``x`` per ``hue`` (with ``±2 yerr`` bars), optionally a reference curve."""
+    plt, sns = _mpl()
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    palette = sns.color_palette(n_colors=max(1, frame[hue].nunique()))
+    for color, (name, sub) in zip(palette, frame.groupby(hue, sort=False)):
+        sub = sub.sort_values(x)
+        ax.errorbar(sub[x], sub[y], yerr=None if yerr is None else 2 * sub[yerr], fmt="o-", color=color,
+                    label=str(name), capsize=2)
+    if reference is not None:
+        rx, ry, label = reference
+        ax.plot(rx, ry, "--", color="grey", label=label)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    _log_ticks(ax)
+    ax.set_xlabel(xlabel or x)
+    ax.set_ylabel(ylabel or y)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,53 @@
+"""Report profiles: how large and how precise each section's runs are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import OptionError
+
+__all__ = ["Profile", "PROFILES", "get_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes of one report run.
+
+    ``quick`` fits a 2-core CPU in a few minutes (16 channels, 1.3 % relative standard error);
+    ``full`` is the paper's scale (64 channels, 1 %, more networks), meant for a GPU.
+    """
+
+    name: str
+    dims: tuple[int, ...]           # input sizes (px) of Theorems 4/5 and the Figure 3 network
+    channels: int                   # convolution width of the cnn families
+    fc_width: int                   # hidden width of the fc family
+    rel_se: float                   # target relative standard error of adaptive runs
+    max_nets: int
+    pool_input: int                 # side of the input of the pooling sweep
+    pool_sizes: tuple[int, ...]     # k of the k x k average pool (degree a = k^2)
+    outside_nets: int               # fixed networks for nets outside (H) (BatchNorm: 16 inputs each)
+    fig4_dims: tuple[int, ...]
+    fig4_nets: int                  # fixed networks per Figure 4 network (a comparison of large differences)
+    attack_px: int
+    attack_eps: tuple[float, ...]
+    attack_nets: int
+    attack_dims: tuple[int, ...]
+    attack_eps_fixed: float
+
+
+PROFILES = {
+    "quick": Profile("quick", dims=(32, 64, 128, 256), channels=16, fc_width=256, rel_se=0.013, max_nets=8000,
+                     pool_input=16, pool_sizes=(1, 2, 4, 8, 16), outside_nets=96, fig4_dims=(32, 64), fig4_nets=1024,
+                     attack_px=32, attack_eps=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1), attack_nets=512,
+                     attack_dims=(32, 64, 128, 256), attack_eps_fixed=1e-3),
+    "full": Profile("full", dims=(32, 64, 128, 256), channels=64, fc_width=256, rel_se=0.01, max_nets=40000,
+                    pool_input=32, pool_sizes=(1, 2, 4, 8, 16, 32), outside_nets=512, fig4_dims=(32, 64, 128), fig4_nets=4096,
+                    attack_px=32, attack_eps=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1), attack_nets=2048,
+                    attack_dims=(32, 64, 128, 256), attack_eps_fixed=1e-3),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise OptionError(f"profile {name!r} is unknown; expected one of {', '.join(PROFILES)}")
+    return PROFILES[name]
