@@ -304,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
                         (make_arch("cnn", 32, channels=3), make_arch("cnn", 16, channels=2))]
         paper_px, paper_ch, small_px, small_ch = 128, 32, 16, 4
     else:
+        # the cnn width whose neuron-level graph is closest to 10^6 edges
+        cnn_ch = min(range(1, 33), key=lambda c: abs(count_edges(make_arch("cnn", 32, channels=c)) - 10**6))
         neuron_cases = [(make_arch("fc", 32, width=300, depth=2), make_arch("fc", 32, width=30, depth=2)),
-                        (make_arch("cnn", 32, channels=11), make_arch("cnn", 32, channels=3))]
+                        (make_arch("cnn", 32, channels=cnn_ch), make_arch("cnn", 32, channels=3))]
         paper_px, paper_ch, small_px, small_ch = 256, 64, 32, 4
 
     def load() -> str:
