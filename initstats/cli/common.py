@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, Optional, TypeVar
 
 import typer
 
@@ -63,3 +64,42 @@ def console():
 
     c = Console()
     return c if c.is_terminal else Console(width=200)
+
+
+# -- options shared by the commands that take a network -------------------------------------------
+ArchOpt = Annotated[Optional[str], typer.Option("--arch", help="Family: fc, cnn, cnn-avgpool, resnet.")]
+DimsOpt = Annotated[Optional[str], typer.Option("--dims", help="Input sizes in pixels, comma-separated "
+                                                               "(e.g. 32,64,128,256).")]
+SpecOpt = Annotated[Optional[Path], typer.Option("--spec", help="A node-link JSON file describing the DAG.")]
+ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", help="Channels per conv layer (cnn, cnn-avgpool, "
+                                                                       "resnet; default 16, a CPU width; 64 is the "
+                                                                       "paper's).")]
+PaddingOpt = Annotated[Optional[str], typer.Option("--padding", help="zero | circular | reflect.")]
+DownsampleOpt = Annotated[Optional[str], typer.Option("--downsample", help="stride | avg | max (cnn, cnn-avgpool).")]
+HeadOpt = Annotated[Optional[str], typer.Option("--head", help="dense | avgpool | maxpool.")]
+BatchnormOpt = Annotated[Optional[bool], typer.Option("--batchnorm/--no-batchnorm", help="Conv -> BatchNorm -> ReLU.")]
+ClassesOpt = Annotated[Optional[int], typer.Option("--classes", help="Number of logits.")]
+WidthOpt = Annotated[Optional[int], typer.Option("--width", help="Units per hidden layer (fc).")]
+DepthOpt = Annotated[Optional[int], typer.Option("--depth", help="Hidden layers (fc).")]
+BlocksOpt = Annotated[Optional[int], typer.Option("--blocks", help="Residual blocks (resnet).")]
+
+
+def network_source(arch: str | None, dims: str | None, spec: Path | None, family: dict[str, object],
+                   *, spec_conflicts: dict[str, object] | None = None) -> tuple[Path | None, list[int]]:
+    """Check the ``--arch/--dims`` or ``--spec`` choice: ``(spec, [])`` or ``(None, pixel sizes)``.
+
+    ``spec_conflicts`` names further options (with the values given) that make no sense with
+    ``--spec``; ``None`` values and ``False`` flags count as not given.
+    """
+    if spec is not None:
+        named = {"arch": arch, "dims": dims, **family, **(spec_conflicts or {})}
+        given = [f"--{k.replace('_', '-')} {v!r}" for k, v in named.items() if v is not None and v is not False]
+        if given:
+            raise OptionError(f"--spec describes the whole network; do not combine it with {', '.join(given)} "
+                              f"(--arch, --dims and family options are only for --arch)")
+        return spec, []
+    if arch is None:
+        raise OptionError("give --arch NAME --dims 32,64 or --spec FILE")
+    if dims is None:
+        raise OptionError("--arch needs --dims, e.g. --dims 32,64")
+    return None, parse_int_list(dims, "--dims")

@@ -16,26 +16,27 @@ from ..render import (claims_display_frame, frame_to_csv, report_markdown, rich_
                       write_verification)
 from ..verify import VerifySettings, verify_family, verify_graph
 from .app import app
-from .common import FORMATS, check_choice, handle_errors, parse_int_list, write_stdout
+from .common import (FORMATS, ArchOpt, BatchnormOpt, BlocksOpt, ChannelsOpt, ClassesOpt, DepthOpt, DimsOpt,
+                     DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, handle_errors,
+                     network_source, parse_int_list, write_stdout)
 from .common import console as make_console
-from .graph import family_options
 
 
 @app.command("verify")
 @handle_errors
 def verify_command(
-    arch: Optional[str] = typer.Option(None, "--arch", help="Family: fc, cnn, cnn-avgpool, resnet."),
-    dims: Optional[str] = typer.Option(None, "--dims", help="Input sizes in pixels, comma-separated (e.g. 32,64,128,256)."),
-    spec: Optional[Path] = typer.Option(None, "--spec", help="A node-link JSON file describing the DAG."),
-    channels: Optional[int] = typer.Option(None, "--channels", help="Channels per conv layer (default 16, a CPU width; 64 is the paper's)."),
-    padding: Optional[str] = typer.Option(None, "--padding", help="zero | circular | reflect."),
-    downsample: Optional[str] = typer.Option(None, "--downsample", help="stride | avg | max."),
-    head: Optional[str] = typer.Option(None, "--head", help="dense | avgpool | maxpool."),
-    batchnorm: Optional[bool] = typer.Option(None, "--batchnorm/--no-batchnorm", help="Conv -> BatchNorm -> ReLU."),
-    classes: Optional[int] = typer.Option(None, "--classes", help="Number of logits."),
-    width: Optional[int] = typer.Option(None, "--width", help="Units per hidden layer (fc)."),
-    depth: Optional[int] = typer.Option(None, "--depth", help="Hidden layers (fc)."),
-    blocks: Optional[int] = typer.Option(None, "--blocks", help="Residual blocks (resnet)."),
+    arch: ArchOpt = None,
+    dims: DimsOpt = None,
+    spec: SpecOpt = None,
+    channels: ChannelsOpt = None,
+    padding: PaddingOpt = None,
+    downsample: DownsampleOpt = None,
+    head: HeadOpt = None,
+    batchnorm: BatchnormOpt = None,
+    classes: ClassesOpt = None,
+    width: WidthOpt = None,
+    depth: DepthOpt = None,
+    blocks: BlocksOpt = None,
     pool: str = typer.Option("1", "--pool", help="Average-pooling sizes before the head, e.g. 1,2,4 (Theorems 7/11)."),
     nets: Optional[int] = typer.Option(None, "--nets", help="Networks per input size (default: until --rel-se is reached)."),
     rel_se: Optional[float] = typer.Option(None, "--rel-se", help="Target relative standard error of E|grad f|^2 "
@@ -72,31 +73,24 @@ def verify_command(
                              inputs=inputs, eps=eps, init=init, seed=seed, device=device, dtype=dtype)
     settings = VerifySettings(confidence=confidence, exponent_tolerance=exponent_tolerance,
                               approx_tolerance=excess_tolerance)
-    fam = family_options(channels, padding, downsample, head, batchnorm, classes, width, depth, blocks)
+    fam = dict(channels=channels, padding=padding, downsample=downsample, head=head, batchnorm=batchnorm,
+               classes=classes, width=width, depth=depth, blocks=blocks)
     pools = parse_int_list(pool, "--pool")
+    spec_file, sizes = network_source(arch, dims, spec, fam,
+                                      spec_conflicts={"pool": pool if pools != [1] else None, "literal_h1": literal_h1})
     from ..empirical.common import resolve_device
 
     resolve_device(device)  # fail fast, before any work
     if out is not None and out.exists() and not out.is_dir():
         raise OptionError(f"--out {str(out)!r} exists and is not a directory")
     with _progress() as progress:
-        if spec is not None:
-            given = [f"--{k} {v!r}" for k, v in (("arch", arch), ("dims", dims), *fam.items()) if v is not None]
-            if given or pools != [1]:
-                raise OptionError(f"--spec describes the whole network; do not combine it with "
-                                  f"{', '.join(given) or '--pool'}")
-            if literal_h1:
-                raise OptionError("--literal-h1 applies to families; in a --spec file give the outputs kind 'relu'")
-            result = verify_graph(read_graph(spec), options=options, settings=settings, progress=progress)
-            title = f"initstats verify --spec {spec}"
-        elif arch is not None:
-            if dims is None:
-                raise OptionError("--arch needs --dims, e.g. --dims 32,64,128,256")
-            result = verify_family(arch, parse_int_list(dims, "--dims"), pools=pools, family_options=fam,
+        if spec_file is not None:
+            result = verify_graph(read_graph(spec_file), options=options, settings=settings, progress=progress)
+            title = f"initstats verify --spec {spec_file}"
+        else:
+            result = verify_family(arch, sizes, pools=pools, family_options=fam,  # type: ignore[arg-type]
                                    options=options, literal_h1=literal_h1, settings=settings, progress=progress)
             title = f"initstats verify: {arch}"
-        else:
-            raise OptionError("give --arch NAME --dims 32,64,128,256 or --spec FILE")
 
     command = "initstats " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if out is not None:
