@@ -213,3 +213,16 @@ def markdown_table(rows: list[dict]) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     print(machine_info(), file=sys.stdout)
+
+
+def benchmark_parser(description: str, quick_help: str):
+    """The options every benchmark script takes: ``--quick``, ``--doc PATH``, ``--no-doc``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--doc", default=None,
+                    help="markdown file to write the section into (default: docs/benchmarks.md for the full "
+                         "run, nothing for --quick)")
+    ap.add_argument("--no-doc", action="store_true", help="print only, write no file")
+    return ap

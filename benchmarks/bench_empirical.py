@@ -43,7 +43,6 @@ nothing unless ``--doc PATH`` is given (its numbers are not the measurement).  T
 
 from __future__ import annotations
 
-import argparse
 import gc
 import math
 import os
@@ -60,7 +59,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _common import machine_info, markdown_table, update_section  # noqa: E402
+from _common import benchmark_parser, machine_info, markdown_table, update_section  # noqa: E402
 
 from initstats.empirical.common import chunk_generator  # noqa: E402
 from initstats.empirical.ensemble import ArchEnsemble, _geometry  # noqa: E402
@@ -548,13 +547,7 @@ def run_case(name: str, px: int, cfg: dict, quiet: Quiet, max_weight_bytes: floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="small chunks and few repetitions (< 1 min), smoke test")
-    ap.add_argument("--doc", default=None,
-                    help="markdown file to write the section into (default: docs/benchmarks.md for the full "
-                         "run, nothing for --quick)")
-    ap.add_argument("--no-doc", action="store_true", help="print only, write no file")
+    ap = benchmark_parser(__doc__.split("\n\n")[0], "small chunks and few repetitions (< 1 min), smoke test")
     ap.add_argument("--max-weight-gib", type=float, default=4.0,
                     help="cap the chunk when its weights would exceed this many GiB (default 4; the table "
                          "says when it did)")
@@ -680,7 +673,6 @@ def main(argv: list[str] | None = None) -> int:
 
     wpn = weights_per_net(fc32["arch"])
     fc_bound = samp["reused"] * 1e9 / wpn
-    fc128 = next(r for r in results if r["name"] == "fc" and r["px"] == 128)
     mode = "`python benchmarks/bench_empirical.py --quick` (smoke-test sizes, not the measurement)" if quick \
         else "`python benchmarks/bench_empirical.py`"
     redone = sum(r["redone"] for r in results)

@@ -30,7 +30,6 @@ unless ``--doc PATH`` is given (its numbers are not the measurement).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import sys
@@ -44,7 +43,7 @@ import networkx as nx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _common import machine_info, markdown_table, update_section  # noqa: E402
+from _common import benchmark_parser, machine_info, markdown_table, update_section  # noqa: E402
 
 from initstats.exact import analyse  # noqa: E402
 from initstats.exact.analysis import to_backward_graph  # noqa: E402
@@ -283,13 +282,7 @@ def _status(ok: bool | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (under a minute), for smoke tests")
-    ap.add_argument("--doc", default=None,
-                    help="markdown file to write the section into (default: docs/benchmarks.md for the full "
-                         "run, nothing for --quick)")
-    ap.add_argument("--no-doc", action="store_true", help="print only, write no file")
+    ap = benchmark_parser(__doc__.split("\n\n")[0], "smaller sizes (under a minute), for smoke tests")
     ap.add_argument("--naive-limit", type=float, default=60.0,
                     help="run the naive baseline on the full graph only if its estimate is below this "
                          "many seconds, else extrapolate (default 60)")

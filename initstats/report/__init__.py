@@ -122,7 +122,7 @@ def _write_index(out: Path, prof: Profile, seed: int, device: str, facts: dict, 
     ]
     for slug, title in SECTIONS:
         lines.append(f"- [{title}](report/{slug}.md)")
-    lines += ["", f"Theorems 4/5 claims on the `fc` and `cnn` families: "
+    lines += ["", "Theorems 4/5 claims on the `fc` and `cnn` families: "
               + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", "", "## Findings", ""]
     lines += [f"{i}. {t.replace('](', '](report/')}" for i, t in enumerate(items, 1)]
     path = out / "index.md"
