@@ -211,8 +211,18 @@ def report_markdown(result, *, command: str, figures: Sequence[str] = ()) -> str
     return "\n".join(lines)
 
 
+def coordinate_map_frame(measurement, analysis) -> pd.DataFrame:
+    """Per input coordinate: measured ``E(df/dx_i)^2`` (first measured output), its SE, the exact value."""
+    first = analysis.outputs[0]
+    predicted = first.grad_sq.to_numpy() if first.grad_sq is not None else None
+    names = measurement.input_names or tuple(str(n) for n, _ in first.walk.items())
+    return pd.DataFrame({"input": names, "measured": measurement.coord_mean[0], "stderr": measurement.coord_se[0],
+                         "predicted": predicted if predicted is not None else float("nan")})
+
+
 def write_verification(result, out: str | Path, *, command: str, plot: bool = False) -> list[Path]:
-    """Write rows.csv, claims.csv, verify.json, report.md (and figures) into ``out``, atomically.
+    """Write rows.csv, claims.csv, verify.json, report.md, the per-coordinate maps (map_d<d>.csv)
+    and, with ``plot``, figures into ``out``, each file atomically.
 
     Tables are written first, so that a failure while plotting loses nothing already computed.
     """
@@ -225,6 +235,9 @@ def write_verification(result, out: str | Path, *, command: str, plot: bool = Fa
                        ("verify.json", to_json(result.to_dict()))):
         write_atomic(out / name, text)
         written.append(out / name)
+    for stem, m, exact in zip(_map_stems(result), result.measurements, result.analyses):
+        write_atomic(out / f"{stem}.csv", coordinate_map_frame(m, exact).to_csv(index=False))
+        written.append(out / f"{stem}.csv")
     figures: list[str] = []
     write_atomic(out / "report.md", report_markdown(result, command=command))
     written.append(out / "report.md")
@@ -247,17 +260,23 @@ def _write_figures(result, out: Path) -> list[str]:
         fig = plot_scaling(rows, {k: v[0] for k, v in SCALING_LAWS.items()}, title="gradient norms against d")
         save_figure(fig, out / "scaling.png")
         paths.append(str(out / "scaling.png"))
-    for m, exact in zip(result.measurements, result.analyses):
+    for stem, m, exact in zip(_map_stems(result), result.measurements, result.analyses):
         first = exact.outputs[0]
         if first.grad_sq is None:
             continue
         arch_shape = _input_shape(exact, m)
         fig = plot_coordinate_map(m.coord_mean[0], first.grad_sq.to_numpy(), arch_shape,
                                   title=f"{exact.arch}, d={m.d}: per-coordinate E(df/dx)^2")
-        path = out / f"map_d{m.d}.png"
+        path = out / f"{stem}.png"
         save_figure(fig, path)
         paths.append(str(path))
     return paths
+
+
+def _map_stems(result) -> list[str]:
+    """File stems of the per-coordinate maps, one per measurement: ``map_px_32``, ``map_px_32_pool_2``."""
+    labels = result.labels or tuple(f"d{m.d}" for m in result.measurements)
+    return ["map_" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label) for label in labels]
 
 
 def _input_shape(exact, m) -> tuple[int, ...]:

@@ -83,6 +83,7 @@ class Verification:
     claims: tuple[Claim, ...]
     measurements: tuple = field(repr=False, default=())
     analyses: tuple[GraphAnalysis, ...] = field(repr=False, default=())
+    labels: tuple[str, ...] = ()  # one per measurement, e.g. "px=32" or "px=32,pool=2"
 
     @property
     def verdict(self) -> str:
@@ -269,7 +270,7 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
     if len(set(dims)) != len(dims) or len(set(pools)) != len(pools):
         raise OptionError(f"dims {list(dims)} and pools {list(pools)} must not repeat values")
     var_scale = Fraction(1) if opt.init == "he" else Fraction(1, 2)
-    rows, claims, measurements, analyses = [], [], [], []
+    rows, claims, measurements, analyses, run_labels = [], [], [], [], []
     by_pool: dict[int, list[tuple[int, object]]] = {}
     covered_all, reasons = True, set()
     grid: list[tuple[int, int, Arch]] = []
@@ -292,6 +293,7 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
         by_pool.setdefault(a, []).append((m.d, m))
         measurements.append(m)
         analyses.append(exact)
+        run_labels.append(label)
         if out.hypothesis == "outside":
             covered_all = False
             reasons.add(_reason_outside(out, kinds))
@@ -313,7 +315,8 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
                                             confidence=settings.confidence))
             else:
                 claims.append(not_covered_claim(name_, statement, "; ".join(sorted(reasons))))
-    return Verification(pd.concat(rows, ignore_index=True), tuple(claims), tuple(measurements), tuple(analyses))
+    return Verification(pd.concat(rows, ignore_index=True), tuple(claims), tuple(measurements), tuple(analyses),
+                        tuple(run_labels))
 
 
 def verify_graph(g: nx.DiGraph, *, options=None, settings: VerifySettings | None = None,
@@ -344,4 +347,4 @@ def verify_graph(g: nx.DiGraph, *, options=None, settings: VerifySettings | None
     frame["predicted"] = [totals.get(o) if s == "grad_logit_l2_sq" else None
                           for s, o in zip(frame["statistic"], frame["output"])]
     rows.append(frame)
-    return Verification(pd.concat(rows, ignore_index=True), tuple(claims), (m,), (exact,))
+    return Verification(pd.concat(rows, ignore_index=True), tuple(claims), (m,), (exact,), ("graph",))

@@ -385,14 +385,21 @@ def test_out_and_plot_write_every_file(tmp_path, fast_json):
     out = tmp_path / "report"
     stdout = run_ok(*FAST, "--format", "json", "--out", out, "--plot")
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["claims.csv", "map_d192.png", "map_d48.png", "report.md", "rows.csv", "scaling.png",
-                     "verify.json"], files
+    assert files == ["claims.csv", "map_px_4.csv", "map_px_4.png", "map_px_8.csv", "map_px_8.png", "report.md",
+                     "rows.csv", "scaling.png", "verify.json"], files
     assert json.loads((out / "verify.json").read_text()) == json.loads(stdout) == fast_json
-    for png in ("scaling.png", "map_d48.png", "map_d192.png"):
+    # the per-coordinate map: one row per input, measured with its SE and the exact value; it sums
+    # to the measured E||grad f||^2 of that size
+    cmap = list(csv.DictReader((out / "map_px_4.csv").open()))
+    assert len(cmap) == 48 and cmap[0]["input"] == "x[0,0,0]"
+    row = next(r for r in fast_json["rows"] if r["d"] == 48 and r["statistic"] == "grad_logit_l2_sq")
+    assert sum(float(r["measured"]) for r in cmap) == pytest.approx(row["mean"], rel=1e-9)
+    assert sum(float(r["predicted"]) for r in cmap) == pytest.approx(row["predicted"], rel=1e-12)
+    for png in ("scaling.png", "map_px_4.png", "map_px_8.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     report = (out / "report.md").read_text()
-    assert "## Figures" in report and "(scaling.png)" in report and "(map_d48.png)" in report
+    assert "## Figures" in report and "(scaling.png)" in report and "(map_px_4.png)" in report
     rows = list(csv.DictReader((out / "rows.csv").open()))
     assert len(rows) == len(fast_json["rows"])
     claims = list(csv.DictReader((out / "claims.csv").open()))
@@ -403,7 +410,8 @@ def test_out_and_plot_write_every_file(tmp_path, fast_json):
 def test_out_without_plot_writes_tables_only(tmp_path):
     out = tmp_path / "a" / "b"
     text = run_ok(*FAST, "--out", out)
-    assert sorted(p.name for p in out.iterdir()) == ["claims.csv", "report.md", "rows.csv", "verify.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["claims.csv", "map_px_4.csv", "map_px_8.csv", "report.md",
+                                                     "rows.csv", "verify.json"]
     assert f"wrote {out}/" in text.replace("\n", "")
     assert "## Figures" not in (out / "report.md").read_text()
 

@@ -57,7 +57,7 @@ def verify_command(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
     fmt: str = typer.Option("table", "--format", help="table | json | csv | markdown."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write rows.csv, claims.csv, verify.json and report.md here."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write rows.csv, claims.csv, verify.json, report.md and the per-coordinate maps (map_*.csv) here."),
     plot: bool = typer.Option(False, "--plot", help="Also write figures (PNG) into --out."),
 ) -> None:
     """Draw He-initialised networks, measure input gradients, and test Theorems 4, 5, 7, 11 and Corollary 6."""
