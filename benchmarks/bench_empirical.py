@@ -275,7 +275,7 @@ def naive_layers(arch: Arch) -> list[tuple[nn.Module, int]]:
         if s.op == "conv":
             layer = s.layer
             if layer.padding != "zero" or len(s.axes) != 2:  # type: ignore[attr-defined]
-                raise NotImplementedError("the naive baseline covers 2-D zero-padded convolutions only")
+                raise ValueError("the naive baseline covers 2-D zero-padded convolutions only")
             k, stride, dil, pads = _geometry(layer, 2)  # type: ignore[arg-type]
             mod: nn.Module = torch.nn.utils.skip_init(nn.Conv2d, src.channels, s.channels, k, stride=stride,
                                                       padding=pads, dilation=dil, bias=False)
@@ -285,13 +285,13 @@ def naive_layers(arch: Arch) -> list[tuple[nn.Module, int]]:
                 flat = True
             mod = torch.nn.utils.skip_init(nn.Linear, src.size, s.channels, bias=False)
         else:
-            raise NotImplementedError(f"the naive baseline does not cover {s.op} stages")
+            raise ValueError(f"the naive baseline does not cover {s.op} stages")
         mod.weight.requires_grad_(False)
         modules.append((mod, s.index))
         if s.kind == "relu":
             modules.append((nn.ReLU(), -1))
         elif s.kind != "linear":
-            raise NotImplementedError(f"the naive baseline does not cover {s.kind} stages")
+            raise ValueError(f"the naive baseline does not cover {s.kind} stages")
     return modules
 
 
