@@ -22,10 +22,10 @@ import networkx as nx
 
 from ..errors import OptionError
 from ..spec import RANDOM_KINDS, Arch, classify_kinds, node_id
-from .paths import BackwardGraph, LabelCode, linear_pass, profile_pass, walk_pass
+from .paths import BackwardGraph, at_inputs, linear_pass, walk_pass
 from .prediction import COVERED_KINDS, edge_coefficient, theorem_total
 from .results import ExplicitValues, GraphAnalysis, OutputAnalysis
-from .symmetry import find_witness
+from .symmetry import degree_witness, pooling_degrees
 
 __all__ = ["analyse", "analyse_graph", "to_backward_graph", "METHODS"]
 
@@ -84,41 +84,23 @@ def _output_signature(g: nx.DiGraph, o) -> tuple:
 
 def _analyse_output(bg: BackwardGraph, he_ok: list[bool], o: int) -> OutputAnalysis:
     d = len(bg.inputs)
-    zero = Fraction(0)
     walk = walk_pass(bg, o)
     reach = [u for u, v in enumerate(walk) if v is not None and bg.kinds[u] != "input"]
     kinds = {bg.kinds[u] for u in reach}
     hidden = {bg.kinds[u] for u in reach if u != o}
     names = tuple(bg.names[x] for x in bg.inputs)
-    r = ExplicitValues(names, tuple(walk[x] if walk[x] is not None else zero for x in bg.inputs))
+    r = ExplicitValues(names, at_inputs(walk, bg.inputs))
     one_over_d = Fraction(1, d)
     lemma9_max_dev = max(abs(d * v - 1) for v in r.vals)
-
-    code = LabelCode()
-    profiles = profile_pass(bg, o, bg.degree, code)
-
-    def decode(key: int) -> tuple[int, ...]:
-        return tuple(sorted(code.decode(key)))  # type: ignore[arg-type]
-
-    witness = find_witness(((str(bg.names[x]), profiles[x] or {}) for x in bg.inputs), decode)
-
-    pool_code = LabelCode()
-    pool_labels = [bg.degree[u] if k == "avgpool" else None for u, k in enumerate(bg.kinds)]
-    pool_profiles = profile_pass(bg, o, pool_labels, pool_code)
-    pool_sets = set().union(*((pool_profiles[x] or {}).keys() for x in bg.inputs))
-    pool_degrees = tuple(sorted(pool_code.decode(next(iter(pool_sets))))) if len(pool_sets) == 1 else None
-
-    grad = None
-    if kinds <= COVERED_KINDS:
-        g = linear_pass(bg, o)
-        grad = ExplicitValues(names, tuple(g[x] if g[x] is not None else zero for x in bg.inputs))
+    witness = degree_witness(bg, o)
+    pool_degrees = pooling_degrees(bg, o)
+    grad = ExplicitValues(names, at_inputs(linear_pass(bg, o), bg.inputs)) if kinds <= COVERED_KINDS else None
     return OutputAnalysis(
         output=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
         lemma9_holds=all(v == one_over_d for v in r.vals), lemma9_max_dev=lemma9_max_dev,
         symmetric=witness is None, witness=witness, hypothesis=classify_kinds(kinds),
         h3_holds=all(he_ok[u] for u in reach if bg.kinds[u] in RANDOM_KINDS), grad_sq=grad,
-        pool_degrees=pool_degrees,  # type: ignore[arg-type]
-        theorem_total=theorem_total(bg.kinds[o], hidden, pool_degrees),  # type: ignore[arg-type]
+        pool_degrees=pool_degrees, theorem_total=theorem_total(bg.kinds[o], hidden, pool_degrees),
     )
 
 

@@ -37,10 +37,10 @@ from dataclasses import replace
 from fractions import Fraction
 
 from ..spec import RANDOM_KINDS, Arch, AxisMap, Stage, classify_kinds, node_id
-from .paths import BackwardGraph, LabelCode, linear_pass, profile_pass, walk_pass
+from .paths import BackwardGraph, LabelCode, at_inputs, linear_pass, profile_pass, walk_pass
 from .prediction import COVERED_KINDS, theorem_total
 from .results import GraphAnalysis, GridValues, OutputAnalysis, Witness
-from .symmetry import find_witness, first_difference
+from .symmetry import degree_witness, first_difference, pooling_degrees
 
 __all__ = ["analyse_compressed", "stage_h3"]
 
@@ -176,34 +176,20 @@ def _analyse_quotient(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
     bg, _ = _quotient_graph(arch, var_scale)
     facts = _common(arch, var_scale)
     o = bg.outputs[0]
-    inputs = bg.inputs
-    zero = Fraction(0)
     d = arch.d
-    walk = walk_pass(bg, o)
-    r = GridValues("x", arch.input_shape, table=tuple(walk[x] if walk[x] is not None else zero for x in inputs))
-    code = LabelCode()
-    profiles = profile_pass(bg, o, bg.degree, code)
-
-    def decode(key: int) -> tuple[int, ...]:
-        return tuple(sorted(code.decode(key)))  # type: ignore[arg-type]
-
-    witness = find_witness(((str(bg.names[x]), profiles[x] or {}) for x in inputs), decode)
-    pool_code = LabelCode()
-    pool_labels = [bg.degree[u] if k == "avgpool" else None for u, k in enumerate(bg.kinds)]
-    pool_profiles = profile_pass(bg, o, pool_labels, pool_code)
-    pool_sets = set().union(*((pool_profiles[x] or {}).keys() for x in inputs))
-    pool_degrees = tuple(sorted(pool_code.decode(next(iter(pool_sets))))) if len(pool_sets) == 1 else None
+    r = GridValues("x", arch.input_shape, table=at_inputs(walk_pass(bg, o), bg.inputs))
+    witness = degree_witness(bg, o)
+    pool_degrees = pooling_degrees(bg, o)
     grad = None
     if facts["covered"]:
-        g = linear_pass(bg, o)
-        grad = GridValues("x", arch.input_shape, table=tuple(g[x] if g[x] is not None else zero for x in inputs))
+        grad = GridValues("x", arch.input_shape, table=at_inputs(linear_pass(bg, o), bg.inputs))
     return OutputAnalysis(
         output=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
         lemma9_holds=r.min == r.max == Fraction(1, d),
         lemma9_max_dev=max(abs(d * r.min - 1), abs(d * r.max - 1)),
         symmetric=witness is None, witness=witness, hypothesis=facts["hypothesis"], h3_holds=facts["h3"],
-        grad_sq=grad, pool_degrees=pool_degrees,  # type: ignore[arg-type]
-        theorem_total=theorem_total(facts["last_kind"], facts["hidden"], pool_degrees),  # type: ignore[arg-type]
+        grad_sq=grad, pool_degrees=pool_degrees,
+        theorem_total=theorem_total(facts["last_kind"], facts["hidden"], pool_degrees),
     )
 
 
@@ -287,11 +273,8 @@ class _AxisData:
         n = len(g.inputs)
         self.size = n
         walk = walk_pass(g, o)
-        self.walk = tuple(walk[i] if walk[i] is not None else Fraction(0) for i in range(n))
-        self.grad: tuple[Fraction, ...] | None = None
-        if covered:
-            lin = linear_pass(g, o)
-            self.grad = tuple(lin[i] if lin[i] is not None else Fraction(0) for i in range(n))
+        self.walk = at_inputs(walk, g.inputs)
+        self.grad = at_inputs(linear_pass(g, o), g.inputs) if covered else None
         code = LabelCode()
         labels = [(g.names[u][0], g.degree[u]) for u in range(len(g.names))]
         prof = profile_pass(g, o, labels, code)

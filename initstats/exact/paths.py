@@ -29,7 +29,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["BackwardGraph", "walk_pass", "linear_pass", "profile_pass", "LabelCode", "exact_sum"]
+__all__ = ["BackwardGraph", "walk_pass", "linear_pass", "profile_pass", "LabelCode", "exact_sum", "at_inputs"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +79,12 @@ def exact_sum(groups: dict[int, int]) -> Fraction:
     for q, n in groups.items():
         total += Fraction(n, q)
     return total
+
+
+def at_inputs(acc: Sequence[Fraction | None], inputs: Sequence[int]) -> tuple[Fraction, ...]:
+    """A pass's values at the inputs, 0 for an input that cannot reach the output."""
+    zero = Fraction(0)
+    return tuple(acc[x] if acc[x] is not None else zero for x in inputs)
 
 
 def _as_pair(x: Fraction) -> tuple[int, int]:

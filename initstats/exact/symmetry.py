@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 
+from .paths import BackwardGraph, LabelCode, profile_pass
 from .results import Witness
 
-__all__ = ["first_difference", "find_witness"]
+__all__ = ["first_difference", "find_witness", "degree_witness", "pooling_degrees"]
 
 
 def first_difference(p: Mapping[Hashable, int], q: Mapping[Hashable, int],
@@ -47,3 +48,23 @@ def find_witness(inputs: Iterable[tuple[str, Mapping[Hashable, int]]],
             degrees, c0, c1 = first_difference(prof0, prof, decode)
             return Witness((name0, name), degrees, (c0, c1))
     return None
+
+
+def degree_witness(bg: BackwardGraph, o: int) -> Witness | None:
+    """The (S) witness of output ``o`` from path-degree profiles of every input (None under (S))."""
+    code = LabelCode()
+    profiles = profile_pass(bg, o, bg.degree, code)
+
+    def decode(key: int) -> tuple[int, ...]:
+        return tuple(sorted(code.decode(key)))  # type: ignore[arg-type]
+
+    return find_witness(((str(bg.names[x]), profiles[x] or {}) for x in bg.inputs), decode)
+
+
+def pooling_degrees(bg: BackwardGraph, o: int) -> tuple[int, ...] | None:
+    """The average-pooling degrees every path to ``o`` crosses, or None when paths cross different ones."""
+    code = LabelCode()
+    labels = [bg.degree[u] if k == "avgpool" else None for u, k in enumerate(bg.kinds)]
+    profiles = profile_pass(bg, o, labels, code)
+    keys = set().union(*((profiles[x] or {}).keys() for x in bg.inputs))
+    return tuple(sorted(code.decode(next(iter(keys))))) if len(keys) == 1 else None  # type: ignore[type-var]
