@@ -226,3 +226,11 @@ def benchmark_parser(description: str, quick_help: str):
                          "run, nothing for --quick)")
     ap.add_argument("--no-doc", action="store_true", help="print only, write no file")
     return ap
+
+
+def load_average() -> str:
+    """The 1-minute load average, or '?' where the system has none."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "?"

@@ -59,7 +59,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _common import benchmark_parser, machine_info, markdown_table, update_section  # noqa: E402
+from _common import benchmark_parser, load_average, machine_info, markdown_table, update_section  # noqa: E402
 
 from initstats.empirical.common import chunk_generator  # noqa: E402
 from initstats.empirical.ensemble import ArchEnsemble, _geometry  # noqa: E402
@@ -569,13 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         layout_n, layout_repeats, sweep_chunks = None, 5, 3
     quiet = Quiet(args.quiet, args.max_wait if args.max_wait is not None else (5.0 if quick else 150.0))
 
-    def load() -> str:
-        try:
-            return f"{os.getloadavg()[0]:.2f}"
-        except (AttributeError, OSError):
-            return "?"
-
-    load_start = load()
+    load_start = load_average()
     t_total = time.perf_counter()
     info = machine_info()
     log(info)
@@ -621,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"normal_: {samp['reused']:.3f} G floats/s reused buffer, {samp['fresh']:.3f} fresh tensor, "
         f"{samp['split']:.3f} split over {samp['threads']} threads")
     elapsed = time.perf_counter() - t_total
-    load_end = load()
+    load_end = load_average()
 
     rows, req_rows, detail_rows = [], [], []
     disturbed: list[str] = []

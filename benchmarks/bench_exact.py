@@ -31,7 +31,6 @@ unless ``--doc PATH`` is given (its numbers are not the measurement).
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import time
 import tracemalloc
@@ -43,7 +42,7 @@ import networkx as nx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _common import benchmark_parser, machine_info, markdown_table, update_section  # noqa: E402
+from _common import benchmark_parser, load_average, machine_info, markdown_table, update_section  # noqa: E402
 
 from initstats.exact import analyse  # noqa: E402
 from initstats.exact.analysis import to_backward_graph  # noqa: E402
@@ -303,13 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                         (make_arch("cnn", 32, channels=cnn_ch), make_arch("cnn", 32, channels=3))]
         paper_px, paper_ch, small_px, small_ch = 256, 64, 32, 4
 
-    def load() -> str:
-        try:
-            return f"{os.getloadavg()[0]:.2f}"
-        except (AttributeError, OSError):
-            return "?"
-
-    load_start = load()
+    load_start = load_average()
     t_total = time.perf_counter()
     info = machine_info()
     log(info)
@@ -319,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     rows_b, times_b = bench_paper(paper_px, paper_ch, neuron_rate, cnn_raw["bytes_per_edge"], log)
     rows_b0 = bench_compression_baseline(small_px, small_ch, log)
     elapsed = time.perf_counter() - t_total
-    load_end = load()
+    load_end = load_average()
 
     worst_a = max(raw_a, key=lambda r: r["analyse"])
     ok1 = None if quick else all(r["analyse"] <= NEURON_LIMIT_S for r in raw_a)
