@@ -6,9 +6,7 @@ import csv
 import io
 import json
 import re
-import shutil
 import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from initstats.cli import app
 from initstats.families import make_arch
 from initstats.graph import build_graph, write_graph
 from initstats.spec import Arch, Conv, Dense
+from .console import console_script
 
 runner = CliRunner()
 
@@ -367,16 +366,8 @@ def test_spec_combined_with_family_options(tmp_path, extra, needle):
 # the installed console script
 # --------------------------------------------------------------------------------------------
 
-def _console_script() -> str:
-    here = Path(sys.executable).with_name("initstats")
-    found = str(here) if here.exists() else shutil.which("initstats")
-    if found is None:
-        pytest.fail("the 'initstats' console script is not installed next to the Python running the tests")
-    return found
-
-
 def test_console_script_success_and_bad_input(tmp_path):
-    exe = _console_script()
+    exe = console_script()
     done = subprocess.run([exe, "graph", "--arch", "fc", "--dims", "2,3", "--width", "4", "--depth", "1",
                            "--format", "json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -21,6 +19,7 @@ from typer.testing import CliRunner
 
 from initstats.cli import app
 from initstats.cli.reference import cli_reference_markdown
+from .console import console_script
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
@@ -148,10 +147,7 @@ def test_reference_options_are_accepted_by_the_commands(reference):
 
 def test_installed_console_script_help_matches(reference):
     """One real run of the console script (the command with the most options), not typer's test runner."""
-    here = Path(sys.executable).with_name("initstats")
-    exe = str(here) if here.exists() else shutil.which("initstats")
-    if exe is None:
-        pytest.fail("the 'initstats' console script is not installed next to the Python running the tests")
+    exe = console_script()
     root = typer.main.get_command(app)
     name = max(root.commands, key=lambda n: len(root.commands[n].params))
     env = {**os.environ, **WIDE}

@@ -8,11 +8,8 @@ import io
 import json
 import math
 import re
-import shutil
 import subprocess
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -27,6 +24,7 @@ from initstats.empirical.measure import STATISTICS, MeasureOptions, measure
 from initstats.exact.results import ExplicitValues
 from initstats.families import make_arch
 from initstats.graph import write_graph
+from .console import console_script
 
 runner = CliRunner()
 
@@ -537,16 +535,8 @@ def test_usage_errors_through_the_entry_point(capsys, args, needle):
 # the installed console script
 # --------------------------------------------------------------------------------------------
 
-def _console_script() -> str:
-    here = Path(sys.executable).with_name("initstats")
-    found = str(here) if here.exists() else shutil.which("initstats")
-    if found is None:
-        pytest.fail("the 'initstats' console script is not installed next to the Python running the tests")
-    return found
-
-
 def test_console_script(fast_json):
-    done = subprocess.run([_console_script(), "verify", *FAST, "--format", "json"], capture_output=True, text=True,
+    done = subprocess.run([console_script(), "verify", *FAST, "--format", "json"], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
