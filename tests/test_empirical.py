@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import platform
+import subprocess
+import sys
 from collections import defaultdict
 from fractions import Fraction
 
@@ -241,12 +245,20 @@ def test_ensemble_equals_a_torch_nn_reference(name, n_nets):
     batch = 5
     ens = ArchEnsemble(arch, n_nets, dtype=F64)
     ens.resample(torch.Generator().manual_seed(list(ARCHS).index(name)))
-    x = torch.randn(batch, n_nets, *arch.input_shape, dtype=F64, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(batch, n_nets, *arch.input_shape, dtype=F64, generator=torch.Generator().manual_seed(1),
+                    requires_grad=True)
     out = ens(x)
     assert out.shape == (batch, n_nets, arch.num_classes) and out.dtype == F64
+    grad_mass = 0.0
     for i in range(n_nets):
         ref = reference_forward(arch, net_weights(ens, i), x[:, i])
         torch.testing.assert_close(out[:, i], ref, rtol=1e-10, atol=1e-10)
+        # input gradients too: the ensemble's own backward (stride-1 convolutions run theirs as a
+        # flipped forward convolution) against torch's autograd through nn modules
+        for got, want in zip(input_grads(out[:, i], x), input_grads(ref, x)):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+            grad_mass += float(want[:, i].abs().sum())
+    assert grad_mass > 0  # some network is alive: the gradients compared are not all zero
     # the networks differ from each other (each has its own weights and inputs)
     if n_nets > 1:
         assert not torch.allclose(out[:, 0], out[:, 1])
@@ -586,6 +598,20 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         measure(make_arch("fc", 2, width=4, depth=1), MeasureOptions(nets=2, device="cuda:0"))
     assert resolve_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_keep_freed_memory_sets_glibc_thresholds_unless_opted_out(opt_out):
+    """measure() raises glibc's mmap/trim thresholds once; INITSTATS_NO_MALLOPT=1 leaves them alone."""
+    env = {k: v for k, v in os.environ.items() if k != "INITSTATS_NO_MALLOPT"}
+    if opt_out:
+        env["INITSTATS_NO_MALLOPT"] = "1"
+    code = ("from initstats.empirical.common import keep_freed_memory as k; "
+            "print(k(), k())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          check=True)
+    expected = not opt_out and platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert done.stdout.split() == [str(expected)] * 2
 
 
 def test_init_gain():

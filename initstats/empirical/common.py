@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
+import platform
+
 import numpy as np
 import torch
 
 from ..errors import DeviceError, OptionError
 
-__all__ = ["INITS", "DTYPES", "init_gain", "resolve_device", "resolve_dtype", "chunk_generator"]
+__all__ = ["INITS", "DTYPES", "init_gain", "resolve_device", "resolve_dtype", "chunk_generator",
+           "keep_freed_memory"]
 
 INITS = ("he", "lecun")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -55,3 +61,33 @@ def chunk_generator(seed: int, stream: tuple[int, ...], device: torch.device) ->
     g = torch.Generator(device=device)
     g.manual_seed(int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
     return g
+
+
+_MALLOC_TUNED: bool | None = None
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed CPU memory for reuse instead of returning it to the system.
+
+    Every chunk of networks allocates its activations afresh.  glibc serves allocations above its
+    mmap threshold (128 KiB at first, adjusted up to 32 MiB) with fresh mappings and trims the
+    heap when freed memory exceeds its trim threshold, so each chunk's activations page-fault
+    again.  Measured on a 2-core CPU with ``measure()`` on the 128-px ``cnn``, that was ~1,600
+    minor page faults per network, and raising the thresholds (mmap 32 MiB, trim 256 MiB) ran
+    35 % more networks per second.  :func:`~initstats.empirical.measure.measure` calls this once
+    for CPU runs; the process then keeps up to 256 MiB of freed memory.  It does nothing outside
+    glibc (other allocators, macOS, Windows) or when the environment variable
+    ``INITSTATS_NO_MALLOPT=1`` is set.  Returns whether the thresholds were set.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED is None:
+        _MALLOC_TUNED = False
+        if os.environ.get("INITSTATS_NO_MALLOPT") != "1" and platform.libc_ver()[0] == "glibc":
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                _MALLOC_TUNED = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+                                     and libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+            except (OSError, AttributeError):
+                _MALLOC_TUNED = False
+    return _MALLOC_TUNED

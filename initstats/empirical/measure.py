@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from ..errors import OptionError, SpecFileError
 from ..spec import Arch, node_id
-from .common import chunk_generator, resolve_device, resolve_dtype
+from .common import chunk_generator, keep_freed_memory, resolve_device, resolve_dtype
 from .dagnet import DagEnsemble
 from .ensemble import ArchEnsemble
 
@@ -253,9 +253,9 @@ def _default_chunk(largest_per_net: int, weights_per_net: int, batch: int, devic
     """Networks per batched pass, from the largest activation tensor and the weights of one network.
 
     On a CPU the largest activation of a chunk is kept near 2 MiB: measured on a 2-core machine,
-    a 128-px CNN ran 3x faster with 1-4 networks per pass than with 64 (cache reuse, no page
-    faults on fresh large tensors), and small networks still get up to 256 per pass to amortise
-    Python overheads.  Weights are kept under 256 MiB per chunk.  On a GPU the budgets are 256 MiB
+    a 128-px CNN ran 3x faster with 1-4 networks per pass than with 64 (cache reuse; page faults
+    on fresh large tensors, which :func:`~initstats.empirical.common.keep_freed_memory` now also
+    avoids), and small networks still get up to 256 per pass to amortise Python overheads.  Weights are kept under 256 MiB per chunk.  On a GPU the budgets are 256 MiB
     and 4 GiB.  A power of two, between 1 and 256.
     """
     act_budget, weight_budget = ((256 << 20, 4 << 30) if device.type == "cuda" else (2 << 20, 256 << 20))
@@ -372,6 +372,8 @@ def measure(network: Arch | nx.DiGraph, options: MeasureOptions | None = None,
     name, px, d, input_shape, input_names = p.name, p.px, p.d, p.input_shape, p.input_names
     exchangeable, k_total, outputs_all, make = p.exchangeable, p.k_total, p.outputs, p.make
     sampler = _Sampler(opt.inputs, input_shape, device, dtype)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults on every chunk's fresh activations
     n_out = 1 if exchangeable else n_logits
     out_names = (f"{outputs_all[0]}" if n_logits == 1 else f"mean over {outputs_all[0]}..{outputs_all[n_logits - 1]}",) \
         if exchangeable else tuple(outputs_all[:n_logits])
