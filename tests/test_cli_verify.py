@@ -405,9 +405,16 @@ def test_out_and_plot_write_every_file(tmp_path, fast_json):
     assert [c["verdict"] for c in claims] == [c["verdict"] for c in fast_json["claims"]]
 
 
-def test_out_without_plot_writes_tables_only(tmp_path):
+def test_out_writes_figures_by_default(tmp_path):
+    out = tmp_path / "report"
+    run_ok(*FAST, "--out", out)
+    assert {"scaling.png", "map_px_4.png", "map_px_8.png"} <= {p.name for p in out.iterdir()}
+    assert "## Figures" in (out / "report.md").read_text()
+
+
+def test_out_with_no_plot_writes_tables_only(tmp_path):
     out = tmp_path / "a" / "b"
-    text = run_ok(*FAST, "--out", out)
+    text = run_ok(*FAST, "--out", out, "--no-plot")
     assert sorted(p.name for p in out.iterdir()) == ["claims.csv", "map_px_4.csv", "map_px_8.csv", "report.md",
                                                      "rows.csv", "verify.json"]
     assert f"wrote {out}/" in text.replace("\n", "")

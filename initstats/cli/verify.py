@@ -57,8 +57,9 @@ def verify_command(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
     fmt: str = typer.Option("table", "--format", help="table | json | csv | markdown."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write rows.csv, claims.csv, verify.json, report.md and the per-coordinate maps (map_*.csv) here."),
-    plot: bool = typer.Option(False, "--plot", help="Also write figures (PNG) into --out."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write rows.csv, claims.csv, verify.json, report.md, the per-coordinate maps (map_*.csv) and the figures (PNG) here."),
+    plot: Optional[bool] = typer.Option(None, "--plot/--no-plot", help="Write the figures (PNG) into --out "
+                                        "(the default with --out); --no-plot writes the tables only."),
 ) -> None:
     """Draw He-initialised networks, measure input gradients, and test Theorems 4, 5, 7, 11 and Corollary 6."""
     from ..empirical.measure import DEFAULT_REL_SE, MeasureOptions
@@ -66,6 +67,7 @@ def verify_command(
     check_choice("--format", fmt, FORMATS)
     if plot and out is None:
         raise OptionError("--plot writes figures into --out DIR; give --out")
+    plot = out is not None and plot is not False
     if nets is not None and rel_se is not None:
         raise OptionError("give either --nets N (fixed) or --rel-se R (adaptive), not both")
     options = MeasureOptions(nets=nets, rel_se=DEFAULT_REL_SE if rel_se is None else rel_se, max_nets=max_nets,
