@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from initstats.claims import exact_claim
-from initstats.empirical.common import chunk_generator, init_gain, resolve_device
+from initstats.empirical.common import chunk_generator, init_gain, resolve_device, strict_numerics
 from initstats.empirical.dagnet import DagEnsemble
 from initstats.empirical.ensemble import ArchEnsemble
 from initstats.empirical.measure import LOGIT_STATISTICS, STATISTICS, MeasureOptions, measure
@@ -614,6 +614,25 @@ def test_keep_freed_memory_sets_glibc_thresholds_unless_opted_out(opt_out):
     assert done.stdout.split() == [str(expected)] * 2
 
 
+def _numerics_flags():
+    return (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled())
+
+
+def test_strict_numerics_on_cuda_sets_and_restores_the_flags():
+    """The flags are process-wide, so no GPU is needed to check them; the CPU context changes nothing."""
+    before = _numerics_flags()
+    with strict_numerics(torch.device("cpu")):
+        assert _numerics_flags() == before
+    with pytest.raises(KeyError):  # restored on errors too
+        with strict_numerics(torch.device("cuda")):
+            assert _numerics_flags() == (False, False, True, False, True)
+            assert torch.is_deterministic_algorithms_warn_only_enabled()
+            assert os.environ["CUBLAS_WORKSPACE_CONFIG"] in (":4096:8", ":16:8")
+            raise KeyError
+    assert _numerics_flags() == before
+
+
 def test_init_gain():
     assert init_gain("he") == 2.0 and init_gain("lecun") == 1.0
     with pytest.raises(OptionError, match="'orthogonal'"):
@@ -876,8 +895,10 @@ def test_cuda_ensemble_equals_the_cpu_ensemble():
         gpu.weights[i].copy_(w)
     x = torch.randn(4, 3, *arch.input_shape, dtype=F64)
     torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-9, atol=1e-9)
-    # same seed, same networks on the GPU (up to the order of floating-point reductions)
-    opt = MeasureOptions(nets=64, device="cuda", seed=3)
-    a, b = measure(arch, opt), measure(arch, opt)
-    for s in STATISTICS:
-        np.testing.assert_allclose(a.per_net[s], b.per_net[s], rtol=1e-5)
+    # same seed, same numbers on the GPU, bit for bit (deterministic algorithms, see strict_numerics)
+    for net in (arch, random_dag(1)):
+        opt = MeasureOptions(nets=64, device="cuda", seed=3)
+        a, b = measure(net, opt), measure(net, opt)
+        for s in STATISTICS:
+            np.testing.assert_array_equal(a.per_net[s], b.per_net[s])
+        np.testing.assert_array_equal(a.coord_mean, b.coord_mean)

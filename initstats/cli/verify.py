@@ -57,7 +57,8 @@ def verify_command(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
     fmt: str = typer.Option("table", "--format", help="table | json | csv | markdown."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write rows.csv, claims.csv, verify.json, report.md, the per-coordinate maps (map_*.csv) and the figures (PNG) here."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write rows.csv, claims.csv, verify.json, report.md, "
+                                       "the per-coordinate maps (map_*.csv) and the figures (PNG) here."),
     plot: Optional[bool] = typer.Option(None, "--plot/--no-plot", help="Write the figures (PNG) into --out "
                                         "(the default with --out); --no-plot writes the tables only."),
 ) -> None:

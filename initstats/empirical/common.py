@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -13,7 +14,7 @@ import torch
 from ..errors import DeviceError, OptionError
 
 __all__ = ["INITS", "DTYPES", "init_gain", "resolve_device", "resolve_dtype", "chunk_generator",
-           "keep_freed_memory"]
+           "keep_freed_memory", "strict_numerics"]
 
 INITS = ("he", "lecun")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -61,6 +62,43 @@ def chunk_generator(seed: int, stream: tuple[int, ...], device: torch.device) ->
     g = torch.Generator(device=device)
     g.manual_seed(int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
     return g
+
+
+@contextlib.contextmanager
+def strict_numerics(device: torch.device):
+    """On CUDA: float32 arithmetic without TF32, and deterministic algorithms; nothing on a CPU.
+
+    By default torch lets cuDNN convolutions on recent GPUs compute in TF32 (a 10-bit mantissa), so
+    that ``dtype=float32`` would not mean float32, and lets cuDNN and atomic-add kernels (such as
+    ``index_add``, which the DAG ensemble and its backward pass use) sum in a varying order, so
+    that a rerun with the same seed could differ in the last bits.  Inside this context TF32 is off
+    for convolutions and matrix products, cuDNN is deterministic and does not benchmark, and
+    ``torch.use_deterministic_algorithms(True, warn_only=True)`` holds (an operation without a
+    deterministic implementation warns instead of failing); ``CUBLAS_WORKSPACE_CONFIG`` is set to
+    ``:4096:8``, cuBLAS's reproducible workspace, unless already set.  Every setting is restored
+    on exit.  The settings are process-wide while the context is open.
+
+    Examples
+    --------
+    >>> with strict_numerics(torch.device("cpu")):   # a no-op on the CPU
+    ...     torch.are_deterministic_algorithms_enabled()
+    False
+    """
+    if device.type != "cuda":
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        cudnn.allow_tf32 = matmul.allow_tf32 = False
+        cudnn.deterministic, cudnn.benchmark = True, False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        yield
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved[:4]
+        torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
 
 
 _MALLOC_TUNED: bool | None = None

@@ -23,7 +23,9 @@ exchangeable logits, over the measured logits); the reported mean and standard e
 standard error of ``E||grad f||^2`` reaches ``rel_se`` (or ``max_nets``).
 
 Randomness comes only from ``seed``: chunk ``j`` uses a generator derived from ``(seed, j)``, so
-the same seed, options and device give the same numbers.
+the same seed, options and device give the same numbers.  On CUDA the run uses deterministic
+algorithms and no TF32 (:func:`~initstats.empirical.common.strict_numerics`), so that float32
+means float32 there too and reruns agree bit for bit.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import torch.nn.functional as F
 
 from ..errors import OptionError, SpecFileError
 from ..spec import Arch, node_id
-from .common import chunk_generator, keep_freed_memory, resolve_device, resolve_dtype
+from .common import chunk_generator, keep_freed_memory, resolve_device, resolve_dtype, strict_numerics
 from .dagnet import DagEnsemble
 from .ensemble import ArchEnsemble
 
@@ -255,8 +257,9 @@ def _default_chunk(largest_per_net: int, weights_per_net: int, batch: int, devic
     On a CPU the largest activation of a chunk is kept near 2 MiB: measured on a 2-core machine,
     a 128-px CNN ran 3x faster with 1-4 networks per pass than with 64 (cache reuse; page faults
     on fresh large tensors, which :func:`~initstats.empirical.common.keep_freed_memory` now also
-    avoids), and small networks still get up to 256 per pass to amortise Python overheads.  Weights are kept under 256 MiB per chunk.  On a GPU the budgets are 256 MiB
-    and 4 GiB.  A power of two, between 1 and 256.
+    avoids), and small networks still get up to 256 per pass to amortise Python overheads.
+    Weights are kept under 256 MiB per chunk.  On a GPU the budgets are 256 MiB and 4 GiB.  A
+    power of two, between 1 and 256.
     """
     act_budget, weight_budget = ((256 << 20, 4 << 30) if device.type == "cuda" else (2 << 20, 256 << 20))
     n = min(act_budget // max(1, largest_per_net * batch * itemsize),
@@ -368,6 +371,13 @@ def measure(network: Arch | nx.DiGraph, options: MeasureOptions | None = None,
     """
     opt = options or MeasureOptions()
     p = plan(network, opt)
+    with strict_numerics(p.device):
+        return _measure(opt, p, progress, coord_groups)
+
+
+def _measure(opt: MeasureOptions, p: Plan, progress: Callable[[int, int], None] | None,
+             coord_groups: np.ndarray | None) -> Measurement:
+    """The sampling loop of :func:`measure`, on the sizes ``p`` that :func:`plan` derived."""
     device, dtype, batch, chunk, n_logits = p.device, p.dtype, p.batch, p.chunk, p.n_logits
     name, px, d, input_shape, input_names = p.name, p.px, p.d, p.input_shape, p.input_names
     exchangeable, k_total, outputs_all, make = p.exchangeable, p.k_total, p.outputs, p.make
