@@ -64,9 +64,15 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from _common import benchmark_parser, load_average, machine_info, markdown_table, update_section  # noqa: E402
 
-from initstats.empirical.common import chunk_generator, keep_freed_memory  # noqa: E402
+from initstats.empirical.common import (  # noqa: E402
+    chunk_generator,
+    keep_freed_memory,
+    resolve_device,
+    strict_numerics,
+)
 from initstats.empirical.ensemble import ArchEnsemble, _geometry  # noqa: E402
 from initstats.empirical.measure import MeasureOptions, measure, plan  # noqa: E402
+from initstats.errors import InitStatsError  # noqa: E402
 from initstats.families import make_arch  # noqa: E402
 from initstats.spec import Arch  # noqa: E402
 
@@ -75,6 +81,14 @@ SPEEDUP_REQUIRED = 4.0     # requirement: >= 4x the naive per-network loop
 ATTAINABLE_TARGET = 0.5    # target (not a requirement): >= 50 % of the matmul probe
 CASES = (("fc", 32), ("fc", 128), ("cnn", 32), ("cnn", 128))
 CPU = torch.device("cpu")
+#: where the engine, the naive loop, measure() and the matmul probe run (``--device``)
+DEV = CPU
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so that wall-clock times cover it (nothing to wait for on a CPU)."""
+    if DEV.type == "cuda":
+        torch.cuda.synchronize(DEV)
 
 
 def log(msg: str) -> None:
@@ -172,14 +186,16 @@ class Quiet:
 def matmul_probe(size: int = 2048, repeats: int = 7) -> float:
     """Best float32 GFLOP/s of ``size x size @ size x size`` (output buffer preallocated)."""
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=g)
-    b = torch.randn(size, size, generator=g)
-    c = torch.empty(size, size)
+    a = torch.randn(size, size, generator=g).to(DEV)
+    b = torch.randn(size, size, generator=g).to(DEV)
+    c = torch.empty(size, size, device=DEV)
     torch.mm(a, b, out=c)
+    sync()
     best = math.inf
     for _ in range(repeats):
         t = time.perf_counter()
         torch.mm(a, b, out=c)
+        sync()
         best = min(best, time.perf_counter() - t)
     return 2 * size ** 3 / best / 1e9
 
@@ -192,18 +208,23 @@ PHASES = ("resample", "inputs", "forward", "backward")
 def engine_chunk(ens: ArchEnsemble, arch: Arch, n: int, j: int, seed: int = 0) -> dict[str, float]:
     """One chunk of ``measure()``'s inner loop with default options, timed per phase."""
     k_total = arch.num_classes
+    sync()
     t0 = time.perf_counter()
-    g = chunk_generator(seed, (j,), CPU)
+    g = chunk_generator(seed, (j,), DEV)
     ens.resample(g)
+    sync()
     t1 = time.perf_counter()
-    x = torch.empty((1, n, *arch.input_shape)).normal_(generator=g).requires_grad_(True)
-    labels = torch.randint(0, k_total, (1, n), generator=g)
+    x = torch.empty((1, n, *arch.input_shape), device=DEV).normal_(generator=g).requires_grad_(True)
+    labels = torch.randint(0, k_total, (1, n), generator=g, device=DEV)
+    sync()
     t2 = time.perf_counter()
     out = ens(x)
+    sync()
     t3 = time.perf_counter()
     grad, = torch.autograd.grad(out[..., 0].sum(), x, retain_graph=True)
     loss = F.cross_entropy(out.reshape(n, k_total), labels.reshape(-1), reduction="sum")
     grad_loss, = torch.autograd.grad(loss, x)
+    sync()
     t4 = time.perf_counter()
     if not (torch.isfinite(grad).all() and torch.isfinite(grad_loss).all()):
         raise AssertionError(f"{arch.name}: non-finite input gradient")
@@ -216,7 +237,7 @@ class EngineTimer:
     def __init__(self, arch: Arch, n: int, implicit_dense: bool) -> None:
         self.arch, self.n = arch, n
         t = time.perf_counter()
-        self.ens = ArchEnsemble(arch, n, device=CPU, implicit_dense=implicit_dense)
+        self.ens = ArchEnsemble(arch, n, device=DEV, implicit_dense=implicit_dense)
         engine_chunk(self.ens, arch, n, 0)  # allocation, first touch, oneDNN primitive creation
         self.warmup = time.perf_counter() - t
         self.j = 0
@@ -249,13 +270,13 @@ class EngineTimer:
 
 def bench_measure(arch: Arch, n: int, chunks: int, quiet: Quiet) -> dict:
     """``measure()`` end to end: a one-chunk warm-up call, then a timed call of ``chunks`` chunks."""
-    measure(arch, MeasureOptions(nets=n, chunk=n, device="cpu", seed=1))
+    measure(arch, MeasureOptions(nets=n, chunk=n, device=str(DEV), seed=1))
     gc.collect()
     while True:
         quiet.wait()
         with Background() as bg:
             t = time.perf_counter()
-            m = measure(arch, MeasureOptions(nets=n * chunks, chunk=n, device="cpu", seed=2))
+            m = measure(arch, MeasureOptions(nets=n * chunks, chunk=n, device=str(DEV), seed=2))
             wall = time.perf_counter() - t
         mean, se = m.mean_se("grad_logit_l2_sq")
         del m
@@ -268,9 +289,10 @@ def bench_measure(arch: Arch, n: int, chunks: int, quiet: Quiet) -> dict:
 
 # -- 2. the naive baseline -------------------------------------------------------------------------------
 
-def naive_layers(arch: Arch) -> list[tuple[nn.Module, int]]:
-    """Real torch layers for one network of ``arch`` (uninitialised), with the stage index of each
-    weight layer (-1 for the others).  Covers the stages ``fc`` and ``cnn`` with zero padding use."""
+def naive_layers(arch: Arch, device: torch.device = CPU) -> list[tuple[nn.Module, int]]:
+    """Real torch layers for one network of ``arch`` (uninitialised, on ``device``), with the stage
+    index of each weight layer (-1 for the others).  Covers the stages ``fc`` and ``cnn`` with zero
+    padding use."""
     modules: list[tuple[nn.Module, int]] = []
     flat = False
     for s in arch.stages[1:]:
@@ -281,12 +303,12 @@ def naive_layers(arch: Arch) -> list[tuple[nn.Module, int]]:
                 raise ValueError("the naive baseline covers 2-D zero-padded convolutions only")
             k, stride, dil, pads = _geometry(layer, 2)  # type: ignore[arg-type]
             mod: nn.Module = torch.nn.utils.skip_init(nn.Conv2d, src.channels, s.channels, k, stride=stride,
-                                                      padding=pads, dilation=dil, bias=False)
+                                                      padding=pads, dilation=dil, bias=False, device=device)
         elif s.op == "dense":
             if not flat:
                 modules.append((nn.Flatten(), -1))
                 flat = True
-            mod = torch.nn.utils.skip_init(nn.Linear, src.size, s.channels, bias=False)
+            mod = torch.nn.utils.skip_init(nn.Linear, src.size, s.channels, bias=False, device=device)
         else:
             raise ValueError(f"the naive baseline does not cover {s.op} stages")
         mod.weight.requires_grad_(False)
@@ -300,7 +322,7 @@ def naive_layers(arch: Arch) -> list[tuple[nn.Module, int]]:
 
 def naive_net(arch: Arch, g: torch.Generator) -> nn.Sequential:
     """A fresh network with He weights (``kaiming_normal_``, fan-in: variance 2/fan_in), for one sample."""
-    modules = naive_layers(arch)
+    modules = naive_layers(arch, DEV)
     for mod, idx in modules:
         if idx >= 0:
             nn.init.kaiming_normal_(mod.weight, nonlinearity="relu", generator=g)
@@ -309,14 +331,17 @@ def naive_net(arch: Arch, g: torch.Generator) -> nn.Sequential:
 
 def naive_sample(arch: Arch, g: torch.Generator) -> tuple[float, float]:
     """One sample of the naive loop; returns (seconds building the network, seconds computing)."""
+    sync()
     t0 = time.perf_counter()
     net = naive_net(arch, g)
+    sync()
     t1 = time.perf_counter()
-    x = torch.randn((1, *arch.input_shape), generator=g).requires_grad_(True)
-    label = torch.randint(0, arch.num_classes, (1,), generator=g)
+    x = torch.randn((1, *arch.input_shape), generator=g, device=DEV).requires_grad_(True)
+    label = torch.randint(0, arch.num_classes, (1,), generator=g, device=DEV)
     out = net(x)
     grad, = torch.autograd.grad(out[:, 0].sum(), x, retain_graph=True)
     grad_loss, = torch.autograd.grad(F.cross_entropy(out, label, reduction="sum"), x)
+    sync()
     t2 = time.perf_counter()
     if not (torch.isfinite(grad).all() and torch.isfinite(grad_loss).all()):
         raise AssertionError(f"{arch.name}: non-finite input gradient in the naive loop")
@@ -349,7 +374,7 @@ def check_naive_matches(arch: Arch) -> float:
 class NaiveTimer:
     def __init__(self, arch: Arch, warm: int, min_nets: int) -> None:
         self.arch, self.min_nets = arch, min_nets
-        self.g = torch.Generator().manual_seed(3)
+        self.g = torch.Generator(device=DEV).manual_seed(3)
         for _ in range(warm):
             naive_sample(arch, self.g)
         self.nets, self.seconds, self.init = 0, 0.0, 0.0
@@ -374,7 +399,7 @@ class NaiveTimer:
 def bench_chunk_sweep(arch: Arch, sizes: list[int], chunks: int, quiet: Quiet) -> list[dict]:
     rows = []
     for n in sizes:
-        timer = EngineTimer(arch, n, plan(arch, MeasureOptions(device="cpu")).implicit_dense)
+        timer = EngineTimer(arch, n, plan(arch, MeasureOptions(device=str(DEV))).implicit_dense)
         while True:
             quiet.wait()
             with Background() as bg:
@@ -531,7 +556,7 @@ def _cores(c: float | None) -> str:
 
 def run_case(name: str, px: int, cfg: dict, quiet: Quiet, max_weight_bytes: float) -> dict:
     arch = make_arch(name, px)
-    chosen = plan(arch, MeasureOptions(device="cpu"))
+    chosen = plan(arch, MeasureOptions(device=str(DEV)))
     n_default, implicit = chosen.chunk, chosen.implicit_dense
     wbytes = ArchEnsemble(arch, 1, implicit_dense=implicit).num_parameters * 4
     n, note = n_default, ""
@@ -586,8 +611,24 @@ def main(argv: list[str] | None = None) -> int:
                     help="wait until other processes use fewer than this many cores (default 0.25)")
     ap.add_argument("--max-wait", type=float, default=None,
                     help="seconds to wait in all for a quiet machine (default 150, --quick 5)")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (default; section 'empirical') or cuda[:i] (section 'empirical-cuda'; the "
+                         "CPU-specific tables are left out)")
     args = ap.parse_args(argv)
+    global DEV
+    try:
+        DEV = resolve_device(args.device)
+    except InitStatsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with strict_numerics(DEV):  # what measure() runs under; the naive loop too, so both do the same arithmetic
+        return _run(args)
+
+
+def _run(args) -> int:
     quick = args.quick
+    cpu = DEV.type == "cpu"
+    section = SECTION if cpu else f"{SECTION}-cuda"
     if quick:
         cfg = dict(cap=16, rounds=1, round_seconds=0.3, measure_chunks=1, naive_warm=1, naive_min_nets=3,
                    probe_repeats=3)
@@ -600,10 +641,12 @@ def main(argv: list[str] | None = None) -> int:
         layout_n, layout_repeats, sweep_chunks = None, 5, 3
     quiet = Quiet(args.quiet, args.max_wait if args.max_wait is not None else (5.0 if quick else 150.0))
 
-    malloc_kept = keep_freed_memory()  # as measure() does on a CPU; the naive loop runs in this process too
+    malloc_kept = cpu and keep_freed_memory()  # as measure() does on a CPU; the naive loop runs here too
     load_start = load_average()
     t_total = time.perf_counter()
     info = machine_info()
+    if not cpu:
+        info += f"; GPU: {torch.cuda.get_device_name(DEV)} (torch {torch.version.cuda and 'CUDA ' + torch.version.cuda})"
     log(info)
     threads = torch.get_num_threads()
 
@@ -615,45 +658,46 @@ def main(argv: list[str] | None = None) -> int:
     attainable = max(probes)
     log(f"matmul probe at the end: {probe_end:.0f} GFLOP/s; attainable (best probe) {attainable:.0f} GFLOP/s")
 
-    sweep_rows = []
-    for name, by_px in sweep.items():
-        for px, sizes in by_px.items():
-            case = next(r for r in results if r["name"] == name and r["px"] == px)
-            naive_rate = case["naive"].nets / case["naive"].seconds
-            new_rows = bench_chunk_sweep(make_arch(name, px), sizes, sweep_chunks, quiet)
-            for row in new_rows:
-                default = " (measure()'s default)" if row["chunk n"] == case["n_default"] else ""
-                row["chunk n"] = f"{row['chunk n']}{default}"
-                row["vs naive"] = f"{row['samples/s'] / naive_rate:.2f}x"
-            sweep_rows += new_rows
-            for row in sweep_rows[-len(sizes):]:
-                log(f"  sweep {row['case']} n={row['chunk n']}: {row['samples/s']:.1f} samples/s, "
-                    f"{row['minor page faults/chunk']} faults/chunk")
     cnn128 = next(r for r in results if r["name"] == "cnn" and r["px"] == 128)
-    while True:
-        quiet.wait()
-        with Background() as bg_layout:
-            conv_rows = bench_convs(cnn128["arch"], layout_n or cnn128["n"], layout_repeats)
-        if quiet.ok(bg_layout.cores):
-            break
-    floor, floor_best = conv_floor(conv_rows)
-    n_conv = layout_n or cnn128["n"]
-    naive128 = cnn128["naive"].nets / cnn128["naive"].seconds
-    floor_rate, floor_best_rate = n_conv / floor, n_conv / floor_best
-    floor_ratio, floor_best_ratio = floor_rate / naive128, floor_best_rate / naive128
-    for row in conv_rows:
-        del row["_t"]
-    log(f"  convolution kernels alone: {_fmt_s(floor)} per chunk, at most {floor_rate:.0f} samples/s "
-        f"= {floor_ratio:.2f}x the naive loop (best kernel per shape: {floor_best_ratio:.2f}x)")
     fc32 = next(r for r in results if r["name"] == "fc" and r["px"] == 32)
-    while True:
-        quiet.wait()
-        with Background() as bg_samp:
-            samp = bench_sampling(fc32["n"] * weights_per_net(fc32["arch"]) if not quick else 2 * 10**7)
-        if quiet.ok(bg_samp.cores):
-            break
-    log(f"normal_: {samp['reused']:.3f} G floats/s reused buffer, {samp['fresh']:.3f} fresh tensor, "
-        f"{samp['split']:.3f} split over {samp['threads']} threads")
+    sweep_rows: list[dict] = []
+    if cpu:  # page faults, oneDNN kernels and normal_ threads: CPU matters only
+        for name, by_px in sweep.items():
+            for px, sizes in by_px.items():
+                case = next(r for r in results if r["name"] == name and r["px"] == px)
+                naive_rate = case["naive"].nets / case["naive"].seconds
+                new_rows = bench_chunk_sweep(make_arch(name, px), sizes, sweep_chunks, quiet)
+                for row in new_rows:
+                    default = " (measure()'s default)" if row["chunk n"] == case["n_default"] else ""
+                    row["chunk n"] = f"{row['chunk n']}{default}"
+                    row["vs naive"] = f"{row['samples/s'] / naive_rate:.2f}x"
+                sweep_rows += new_rows
+                for row in sweep_rows[-len(sizes):]:
+                    log(f"  sweep {row['case']} n={row['chunk n']}: {row['samples/s']:.1f} samples/s, "
+                        f"{row['minor page faults/chunk']} faults/chunk")
+        while True:
+            quiet.wait()
+            with Background() as bg_layout:
+                conv_rows = bench_convs(cnn128["arch"], layout_n or cnn128["n"], layout_repeats)
+            if quiet.ok(bg_layout.cores):
+                break
+        floor, floor_best = conv_floor(conv_rows)
+        n_conv = layout_n or cnn128["n"]
+        naive128 = cnn128["naive"].nets / cnn128["naive"].seconds
+        floor_rate, floor_best_rate = n_conv / floor, n_conv / floor_best
+        floor_ratio, floor_best_ratio = floor_rate / naive128, floor_best_rate / naive128
+        for row in conv_rows:
+            del row["_t"]
+        log(f"  convolution kernels alone: {_fmt_s(floor)} per chunk, at most {floor_rate:.0f} samples/s "
+            f"= {floor_ratio:.2f}x the naive loop (best kernel per shape: {floor_best_ratio:.2f}x)")
+        while True:
+            quiet.wait()
+            with Background() as bg_samp:
+                samp = bench_sampling(fc32["n"] * weights_per_net(fc32["arch"]) if not quick else 2 * 10**7)
+            if quiet.ok(bg_samp.cores):
+                break
+        log(f"normal_: {samp['reused']:.3f} G floats/s reused buffer, {samp['fresh']:.3f} fresh tensor, "
+            f"{samp['split']:.3f} split over {samp['threads']} threads")
     elapsed = time.perf_counter() - t_total
     load_end = load_average()
 
@@ -688,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
                          "measured": f"engine {speedup:.2f}x (rounds {min(r['ratios']):.2f}-{max(r['ratios']):.2f}), "
                                      f"measure() {speedup_m:.2f}x",
                          "status": status})
-        if r is cnn128:
+        if r is cnn128 and cpu:
             req_rows.append({"case": label, "requirement": "bound: the convolution kernels alone (table at the end)",
                              "measured": f"at most {floor_rate:.0f} samples/s = {floor_ratio:.2f}x the naive loop "
                                          f"({floor_best_ratio:.2f}x with the faster kernel per shape), before any "
@@ -716,14 +760,73 @@ def main(argv: list[str] | None = None) -> int:
         })
 
     wpn = weights_per_net(fc32["arch"])
-    fc_bound = samp["reused"] * 1e9 / wpn
-    mode = "`python benchmarks/bench_empirical.py --quick` (smoke-test sizes, not the measurement)" if quick \
-        else "`python benchmarks/bench_empirical.py`"
+    script = "python benchmarks/bench_empirical.py" + ("" if cpu else f" --device {args.device}")
+    mode = f"`{script} --quick` (smoke-test sizes, not the measurement)" if quick else f"`{script}`"
     redone = sum(r["redone"] for r in results)
+    dense_choice = ("`measure()` samples dense layers *implicitly* (`initstats.empirical.implicit`): the "
+                    "pre-activations `W h` and the products `W^T g` with each backward cotangent are drawn from their "
+                    "exact joint law, (in + out) random numbers per input and cotangent instead of in x out, so the "
+                    "statistics are those of explicit weights (tested in `tests/test_implicit.py`). "
+                    "Chosen by `measure()`: " + "; ".join(
+                        f"`{r['name']}` {r['px']} px: chunk {r['n_default']}, dense layers "
+                        f"{'implicit' if r['implicit'] else 'explicit'}, "
+                        f"{r['n'] * r['wbytes'] / 2**20:,.1f} MiB of drawn weights per chunk" for r in results) + ".")
+    fc_bound = samp["reused"] * 1e9 / wpn if cpu else math.nan
+    cpu_extras = [] if not cpu else [
+            f"Weight sampling: `Tensor.normal_` draws {samp['reused']:.2f} G floats/s into a reused buffer and "
+            f"{samp['fresh']:.2f} G floats/s into a fresh tensor (first-touch page faults), on one thread although "
+            f"torch has {samp['threads']} ({samp['numel']:,} floats). The same buffer split into "
+            f"{samp['threads']} parts, each filled by `normal_` from its own generator in its own Python thread, fills "
+            f"at {samp['split']:.2f} G floats/s (other processes used {_cores(bg_samp.cores)} cores meanwhile). "
+            "A dense layer with one input per network uses each weight for one multiply-accumulate per pass, so "
+            f"drawing the weight matrix caps a loop at {fc_bound:,.0f} samples/s for `fc` 32 px ({wpn:,} weights per "
+            "network): the naive loop is bound by it. Instead, " + dense_choice,
+            "",
+            "Chunk size (cnn): the raw engine loop at several *n* (one warm-up chunk, then "
+            f"{sweep_chunks} timed); *vs naive* divides by the naive rate of the main table. glibc's default "
+            "allocator would serve activations above its mmap threshold with fresh mappings and trim freed memory, "
+            "so their pages would fault again in every chunk; `measure()` and this script raise both thresholds "
+            "(`initstats.empirical.common.keep_freed_memory`: mmap 32 MiB, trim 256 MiB; "
+            + ("applied in this run" if malloc_kept else "**not applied in this run**: not glibc or opted out") +
+            "), so only activations above 32 MiB still fault.",
+            "",
+            markdown_table(sweep_rows),
+            "",
+            "### Convolution kernels of `cnn` 128 px: how fast the engine could be",
+            "",
+            f"Each distinct grouped convolution of `cnn` 128 px (n = {n_conv} groups, batch 1, input in channels_last "
+            f"as `ArchEnsemble` runs it), best of {layout_repeats}, timed in isolation (other processes used "
+            f"{_cores(bg_layout.cores)} cores meanwhile): the forward `F.conv2d`; the input gradient through "
+            "torch's backward kernels (autograd, what the engine runs; forward + gradient minus forward); for "
+            "stride-1 layers the same input gradient computed instead as a forward convolution with the flipped, "
+            "transposed kernel (checked equal; an alternative kernel for the same linear map); and forward + "
+            "gradient in contiguous NCHW, which `ArchEnsemble` avoids. *stages*: how many layers of the network "
+            "have that shape.",
+            "",
+            f"A sample needs a forward and two input-gradient passes, so the convolution kernels alone take "
+            f"{_fmt_s(floor)} per chunk of {n_conv}: at most **{floor_rate:.0f} samples/s, {floor_ratio:.2f}x the "
+            f"naive loop** of the main table, before any ReLU, loss, weight sampling or Python work; taking the "
+            f"faster of the two gradient kernels for every shape, {floor_best_rate:.0f} samples/s, "
+            f"{floor_best_ratio:.2f}x. The engine runs at "
+            f"{cnn128['n'] * cnn128['engine'].chunks / cnn128['engine'].seconds / floor_rate:.0%} of the first bound; "
+            "the rest of its chunk is ReLU and its backward, the loss, weight and input sampling, and Python. "
+            "The naive loop is not slow at this size: each of its convolutions is already a large oneDNN call "
+            "(batch 1, 16 channels, 128x128 px), so batching networks adds little, and both do the same FLOPs "
+            "(MFLOP/sample above). Wrapped in a custom autograd function inside the engine (a weight flip per call, "
+            "a Python backward), the flipped kernel gained 0-10 % per chunk in trials at n = 2-8 and lost on the "
+            "small layers, so the engine keeps torch's backward. "
+            + (f"Even the second bound is short of {SPEEDUP_REQUIRED:g}x." if floor_best_ratio < SPEEDUP_REQUIRED else
+               f"At {SPEEDUP_REQUIRED:g}x the second bound would leave "
+               f"{1 - SPEEDUP_REQUIRED / floor_best_ratio:.0%} of a chunk for everything but the convolutions; "
+               f"that work takes {max(0.0, 1 - floor * cnn128['engine'].chunks / cnn128['engine'].seconds):.0%} "
+               "of the engine's chunk now."),
+            "",
+            markdown_table(conv_rows),
+    ]
     md = "\n".join([
-        "## Empirical engine (batched Monte Carlo)",
+        "## Empirical engine (batched Monte Carlo)" + ("" if cpu else f", {DEV.type.upper()}"),
         "",
-        f"Generated by {mode} in {elapsed:.0f} s. Machine: {info}; {threads} torch threads. "
+        f"Generated by {mode} in {elapsed:.0f} s on the {DEV.type.upper()}. Machine: {info}; {threads} torch threads. "
         f"1-minute load average {load_start} at the start, {load_end} at the end. Before every timed round the "
         f"script waited for other processes to use < {args.quiet:g} cores ({quiet.waited:.0f} s waited in all, "
         f"{redone} disturbed round(s) repeated); *background* is the most that other processes used during a "
@@ -735,7 +838,7 @@ def main(argv: list[str] | None = None) -> int:
         "the input gradients of one logit and of the cross-entropy loss (a forward and two backward "
         "passes): what `measure()` does per network with its default options. Networks: "
         "`make_arch(\"fc\", px)` (width 256, depth 4) and `make_arch(\"cnn\", px)` (16 channels, zero "
-        "padding, stride downsampling), float32, CPU.",
+        f"padding, stride downsampling), float32, {'CPU' if cpu else 'GPU (no TF32, deterministic algorithms)'}.",
         "",
         "- *engine*: the inner loop of `measure()` on one preallocated `ArchEnsemble(arch, n, implicit_dense=...)` "
         "(`resample`, input draw, forward, two `torch.autograd.grad`), after one warm-up chunk; "
@@ -780,62 +883,12 @@ def main(argv: list[str] | None = None) -> int:
         "",
         markdown_table(detail_rows),
         "",
-        f"Weight sampling: `Tensor.normal_` draws {samp['reused']:.2f} G floats/s into a reused buffer and "
-        f"{samp['fresh']:.2f} G floats/s into a fresh tensor (first-touch page faults), on one thread although "
-        f"torch has {samp['threads']} ({samp['numel']:,} floats). The same buffer split into "
-        f"{samp['threads']} parts, each filled by `normal_` from its own generator in its own Python thread, fills "
-        f"at {samp['split']:.2f} G floats/s (other processes used {_cores(bg_samp.cores)} cores meanwhile). "
-        "A dense layer with one input per network uses each weight for one multiply-accumulate per pass, so "
-        f"drawing the weight matrix caps a loop at {fc_bound:,.0f} samples/s for `fc` 32 px ({wpn:,} weights per "
-        "network): the naive loop is bound by it. `measure()` instead samples dense layers *implicitly* "
-        "(`initstats.empirical.implicit`): the pre-activations `W h` and the products `W^T g` with each "
-        "backward cotangent are drawn from their exact joint law, (in + out) random numbers per input and "
-        "cotangent instead of in x out, so the statistics are those of explicit weights "
-        f"(tested in `tests/test_implicit.py`). Chosen by `measure()`: " + "; ".join(
-            f"`{r['name']}` {r['px']} px: chunk {r['n_default']}, dense layers "
-            f"{'implicit' if r['implicit'] else 'explicit'}, {r['n'] * r['wbytes'] / 2**20:,.1f} MiB of drawn weights per chunk"
-            for r in results) + ".",
-        "",
-        "Chunk size (cnn): the raw engine loop at several *n* (one warm-up chunk, then "
-        f"{sweep_chunks} timed); *vs naive* divides by the naive rate of the main table. glibc's default "
-        "allocator would serve activations above its mmap threshold with fresh mappings and trim freed memory, "
-        "so their pages would fault again in every chunk; `measure()` and this script raise both thresholds "
-        "(`initstats.empirical.common.keep_freed_memory`: mmap 32 MiB, trim 256 MiB; "
-        + ("applied in this run" if malloc_kept else "**not applied in this run**: not glibc or opted out") +
-        "), so only activations above 32 MiB still fault.",
-        "",
-        markdown_table(sweep_rows),
-        "",
-        "### Convolution kernels of `cnn` 128 px: how fast the engine could be",
-        "",
-        f"Each distinct grouped convolution of `cnn` 128 px (n = {n_conv} groups, batch 1, input in channels_last "
-        f"as `ArchEnsemble` runs it), best of {layout_repeats}, timed in isolation (other processes used "
-        f"{_cores(bg_layout.cores)} cores meanwhile): the forward `F.conv2d`; the input gradient through "
-        "torch's backward kernels (autograd, what the engine runs; forward + gradient minus forward); for "
-        "stride-1 layers the same input gradient computed instead as a forward convolution with the flipped, "
-        "transposed kernel (checked equal; an alternative kernel for the same linear map); and forward + "
-        "gradient in contiguous NCHW, which `ArchEnsemble` avoids. *stages*: how many layers of the network "
-        "have that shape.",
-        "",
-        f"A sample needs a forward and two input-gradient passes, so the convolution kernels alone take "
-        f"{_fmt_s(floor)} per chunk of {n_conv}: at most **{floor_rate:.0f} samples/s, {floor_ratio:.2f}x the "
-        f"naive loop** of the main table, before any ReLU, loss, weight sampling or Python work; taking the "
-        f"faster of the two gradient kernels for every shape, {floor_best_rate:.0f} samples/s, "
-        f"{floor_best_ratio:.2f}x. The engine runs at "
-        f"{cnn128['n'] * cnn128['engine'].chunks / cnn128['engine'].seconds / floor_rate:.0%} of the first bound; "
-        "the rest of its chunk is ReLU and its backward, the loss, weight and input sampling, and Python. "
-        "The naive loop is not slow at this size: each of its convolutions is already a large oneDNN call "
-        "(batch 1, 16 channels, 128x128 px), so batching networks adds little, and both do the same FLOPs "
-        "(MFLOP/sample above). Wrapped in a custom autograd function inside the engine (a weight flip per call, "
-        "a Python backward), the flipped kernel gained 0-10 % per chunk in trials at n = 2-8 and lost on the "
-        "small layers, so the engine keeps torch's backward; even the second bound is short of 4x.",
-        "",
-        markdown_table(conv_rows),
+        *(cpu_extras if cpu else [dense_choice[0].upper() + dense_choice[1:]]),
     ])
     print(md)
     if not args.no_doc and (args.doc is not None or not quick):
-        path = update_section(SECTION, md, args.doc if args.doc is not None else "docs/benchmarks.md")
-        log(f"wrote section {SECTION!r} of {path}")
+        path = update_section(section, md, args.doc if args.doc is not None else "docs/benchmarks.md")
+        log(f"wrote section {section!r} of {path}")
     return 0 if (quick or all_ok) else 1
 
 
