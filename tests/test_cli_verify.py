@@ -9,6 +9,7 @@ import json
 import math
 import re
 import subprocess
+import sys
 from fractions import Fraction
 
 import networkx as nx
@@ -541,6 +542,12 @@ def test_usage_errors_through_the_entry_point(capsys, args, needle):
 # --------------------------------------------------------------------------------------------
 # the installed console script
 # --------------------------------------------------------------------------------------------
+
+def test_python_dash_m_runs_the_same_command_line():
+    done = subprocess.run([sys.executable, "-m", "initstats", "verify", "--arch", "nope", "--dims", "8"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "nope" in done.stderr
+
 
 def test_console_script(fast_json):
     done = subprocess.run([console_script(), "verify", *FAST, "--format", "json"], capture_output=True, text=True,
