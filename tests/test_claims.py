@@ -288,3 +288,30 @@ def test_real_networks_reject_a_five_percent_wrong_prediction():
     assert exact_claim("", "", mean, se, 2.0).verdict == "pass"
     assert exact_claim("", "", mean, se, 2.0 * 1.05).verdict == "fail"
     assert exact_claim("", "", mean, se, 2.0 * 0.95).verdict == "fail"
+
+
+class _Scaled:
+    """A stand-in measurement whose every statistic is ``c * d**e`` (exponents of SCALING_LAWS) with 1 % SE."""
+
+    def __init__(self, d: int) -> None:
+        self.d = d
+
+    def mean_se(self, stat: str) -> tuple[float, float]:
+        from initstats.claims import SCALING_LAWS
+
+        exponent, log_corrected, _ = SCALING_LAWS[stat]
+        value = self.d ** exponent * (math.sqrt(2 * math.log(self.d)) if log_corrected else 1.0)
+        return value, 0.01 * value
+
+
+def test_scaling_claims_say_when_the_exact_value_moves_with_d():
+    from initstats.verify import VerifySettings, _scaling_claims
+
+    points = [(d, _Scaled(d)) for d in (100, 400, 1600)]
+    plain = _scaling_claims(points, True, "", VerifySettings(), [0.75, 0.75, 0.75])
+    assert all(c.verdict == "pass" for c in plain)
+    assert not any("H3" in c.detail for c in plain)
+    moving = _scaling_claims(points, True, "", VerifySettings(), [0.15, 0.5, 0.75])
+    assert [c.verdict for c in moving] == [c.verdict for c in plain]  # a note, not a different verdict
+    for c in moving:
+        assert "exact E||grad f||^2 itself changes with d here (0.15 .. 0.75, exponent +0.580" in c.detail
