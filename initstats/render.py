@@ -220,6 +220,39 @@ def coordinate_map_frame(measurement, analysis) -> pd.DataFrame:
                          "predicted": predicted if predicted is not None else float("nan")})
 
 
+def exact_inputs_frame(analyses: Sequence[GraphAnalysis]) -> pd.DataFrame:
+    """One row per (d, output group, input coordinate): the walk probability ``r``, ``d r`` and the
+    exact annealed ``E(df/dx)^2`` as fractions, with float copies.  Outputs with identical results
+    (the logits of a dense head) share one block; ``outputs`` names the group, ``output`` its first."""
+    frames = []
+    for a in analyses:
+        for names, out in output_groups(a):
+            f = a.inputs_frame(out.output)
+            f.insert(2, "outputs", _names_label(names))
+            f["px"] = a.px
+            frames.append(f)
+    frame = pd.concat(frames, ignore_index=True)
+    for col in ("r", "grad_sq"):
+        frame[f"{col}_float"] = [None if v is None else float(v) for v in frame[col]]
+    return frame[["arch", "d", "px", "output", "outputs", "input", "r", "d_r", "grad_sq", "r_float", "grad_sq_float"]]
+
+
+def write_exact(analyses: Sequence[GraphAnalysis], out: str | Path) -> list[Path]:
+    """Write graph.json, summary.csv (one row per output and quantity) and inputs.csv
+    (:func:`exact_inputs_frame`) into ``out``, each file atomically; exact values as ``p/q``."""
+    from .graph.io import write_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = [a.to_dict() for a in analyses]
+    files = {"graph.json": to_json(payload[0] if len(payload) == 1 else payload),
+             "summary.csv": frame_to_csv(pd.concat([a.to_frame() for a in analyses], ignore_index=True)),
+             "inputs.csv": frame_to_csv(exact_inputs_frame(analyses))}
+    for name, text in files.items():
+        write_atomic(out / name, text)
+    return [out / name for name in files]
+
+
 def write_verification(result, out: str | Path, *, command: str, plot: bool = False) -> list[Path]:
     """Write rows.csv, claims.csv, verify.json, report.md, the per-coordinate maps (map_d<d>.csv)
     and, with ``plot``, figures into ``out``, each file atomically.

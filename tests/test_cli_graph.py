@@ -287,6 +287,51 @@ def test_hand_computed_dag(tmp_path):
         assert (l["grad_sq_min"], l["grad_sq_max"]) == ("5/24", "37/48")
 
 
+def test_out_writes_every_input_coordinate_exactly(tmp_path):
+    """--out: inputs.csv holds the hand-computed per-input values of test_hand_computed_dag."""
+    path = tmp_path / "hand.json"
+    path.write_text(HAND_DAG)
+    out = tmp_path / "res"
+    text = ok("--spec", path, "--out", out)
+    assert f"wrote {out}/" in text.replace("\n", "")
+    assert sorted(p.name for p in out.iterdir()) == ["graph.json", "inputs.csv", "summary.csv"]
+    assert json.loads((out / "graph.json").read_text()) == ok_json("--spec", path)
+    rows = list(csv.DictReader((out / "inputs.csv").open()))
+    by_output: dict[str, dict[str, tuple[Fraction, Fraction]]] = {}
+    for r in rows:
+        by_output.setdefault(r["output"], {})[r["input"]] = (frac(r["r"]), frac(r["grad_sq"]))
+        assert float(r["grad_sq_float"]) == pytest.approx(float(frac(r["grad_sq"])), rel=1e-15)
+        assert frac(r["d_r"]) == 3 * frac(r["r"])
+    # the walk probabilities and E(dl/dx)^2 derived by hand in test_hand_computed_dag
+    assert by_output["l"] == {"x0": (Fraction(7, 16), Fraction(19, 48)), "x1": (Fraction(7, 16), Fraction(37, 48)),
+                              "x2": (Fraction(1, 8), Fraction(10, 48))}
+    assert by_output["o2"] == {"x0": (0, 0), "x1": (0, 0), "x2": (1, 3)}
+    assert by_output["o3"] == {x: (Fraction(1, 3), Fraction(1, 3)) for x in ("x0", "x1", "x2")}
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert {(r["output"], r["quantity"], r["value"]) for r in summary} >= {("l", "grad_sq_total", "11/8")}
+
+
+def test_out_for_a_family_writes_one_block_per_distinct_output(tmp_path):
+    out = tmp_path / "res"
+    ok("--arch", "cnn", "--dims", "8,16", "--channels", "2", "--out", out, "--format", "json")
+    rows = list(csv.DictReader((out / "inputs.csv").open()))
+    for px in (8, 16):
+        block = [r for r in rows if r["px"] == str(px)]
+        assert len(block) == 3 * px * px                        # the logits share one map
+        assert {r["outputs"] for r in block} == {"logits[0..11]"}
+        total = sum(frac(r["grad_sq"]) for r in block)
+        expected = ok_json("--arch", "cnn", "--dims", str(px), "--channels", "2")["outputs"]["logits[0]"]
+        assert total == frac(expected["grad_sq_total"])
+        assert sum(frac(r["r"]) for r in block) == 1             # Lemma 8, input by input
+
+
+def test_out_on_a_file_is_refused(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    assert_bad_input(graph("--arch", "fc", "--dims", "4", "--out", f), "--out", "not a directory")
+    assert f.read_text() == "x"
+
+
 # --------------------------------------------------------------------------------------------
 # bad input: exit code 2, one line on stderr, no traceback
 # --------------------------------------------------------------------------------------------

@@ -348,3 +348,22 @@ def test_read_graph_errors_in_the_content(tmp_path):
     path.write_text(json.dumps({"directed": False, **{k: v for k, v in base().items() if k != "directed"}}))
     with pytest.raises(GraphFormatError, match=re.escape(str(path)) + r": .*directed=False"):
         read_graph(path)
+
+
+def test_write_atomic_gives_the_permissions_of_open(tmp_path):
+    """Not mkstemp's owner-only 0o600: the umask's default for a new file, the old mode for a replaced one."""
+    import os
+
+    from initstats.graph.io import write_atomic
+
+    umask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.csv"
+        write_atomic(new, "a,b\n")
+        assert new.stat().st_mode & 0o777 == 0o644 and new.read_text() == "a,b\n"
+        os.chmod(new, 0o640)
+        write_atomic(new, b"bytes")
+        assert new.stat().st_mode & 0o777 == 0o640 and new.read_bytes() == b"bytes"
+        assert [p.name for p in tmp_path.iterdir()] == ["new.csv"]   # no temporary file left behind
+    finally:
+        os.umask(umask)

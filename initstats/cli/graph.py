@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import pandas as pd
 import typer
 
@@ -9,8 +12,9 @@ from ..exact import analyse
 from ..exact.analysis import METHODS
 from ..families import make_arch
 from ..graph.io import read_graph
+from ..errors import OptionError
 from ..render import (exact_summary_frame, frame_to_csv, frame_to_markdown, output_groups, rich_table, to_json,
-                      witness_text)
+                      witness_text, write_exact)
 from .app import app
 from .common import (FORMATS, ArchOpt, BatchnormOpt, BlocksOpt, ChannelsOpt, ClassesOpt, DepthOpt, DimsOpt,
                      DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, handle_errors,
@@ -35,9 +39,13 @@ def graph_command(
     blocks: BlocksOpt = None,
     method: str = typer.Option("auto", "--method", help="auto | neuron | compressed (families only)."),
     fmt: str = typer.Option("table", "--format", help="table | json | csv | markdown."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write graph.json, summary.csv and inputs.csv (every "
+                                       "input coordinate: walk probability and exact E(df/dx)^2, per output) here."),
 ) -> None:
     """Exact Lemma 8/9, symmetry (S) and annealed gradient prediction for every output."""
     check_choice("--format", fmt, FORMATS)
+    if out is not None and out.exists() and not out.is_dir():
+        raise OptionError(f"--out {str(out)!r} exists and is not a directory")
     check_choice("--method", method, METHODS)
     options = dict(channels=channels, padding=padding, downsample=downsample, head=head, batchnorm=batchnorm,
                    classes=classes, width=width, depth=depth, blocks=blocks)
@@ -46,6 +54,8 @@ def graph_command(
         analyses = [analyse(read_graph(spec_file))]
     else:
         analyses = [analyse(make_arch(arch, px, **options), method=method) for px in sizes]  # type: ignore[arg-type]
+    if out is not None:
+        write_exact(analyses, out)
 
     if fmt == "json":
         payload = [a.to_dict() for a in analyses]
@@ -59,8 +69,10 @@ def graph_command(
         title = f"initstats graph: {analyses[0].arch}, exact identities"
         console.print(rich_table(exact_summary_frame(analyses, witness=False), title=title))
         for a in analyses:
-            for names, out in output_groups(a):
-                if out.witness is not None:
-                    console.print(f"(S) fails at d={a.d} for {names[0]}: {witness_text(out)}", soft_wrap=True,
+            for names, first in output_groups(a):
+                if first.witness is not None:
+                    console.print(f"(S) fails at d={a.d} for {names[0]}: {witness_text(first)}", soft_wrap=True,
                                   markup=False)
         console.print("Long fractions are shown as floats; --format json gives every value exactly.")
+        if out is not None:
+            console.print(f"wrote {out}/")

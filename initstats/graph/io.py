@@ -181,15 +181,28 @@ def read_graph(path: str | os.PathLike) -> nx.DiGraph:
     return from_node_link(data, source=str(p))
 
 
+def _new_file_mode(p: Path) -> int:
+    """The permissions ``open()`` would give: those of the file being replaced, else 0o666 less the umask."""
+    try:
+        return p.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
-    """Write a file atomically: to a temporary file beside it, then rename."""
+    """Write a file atomically: to a temporary file beside it, then rename (text as UTF-8).
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it (``mkstemp`` alone
+    would leave it readable by its owner only)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(text, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode) as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text if isinstance(text, bytes) else text.encode("utf-8"))
+        os.chmod(tmp, _new_file_mode(p))
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
