@@ -44,7 +44,7 @@ def verify_command(
     max_nets: int = typer.Option(20000, "--max-nets", help="Cap on networks per input size."),
     inputs_per_net: Optional[int] = typer.Option(None, "--inputs-per-net", help="Inputs per network (default 1; 16 with BatchNorm)."),
     logits: Optional[int] = typer.Option(None, "--logits", help="Logits differentiated per network (default 1 for families, all for --spec)."),
-    inputs: str = typer.Option("normal", "--inputs", help="normal | uniform | path to an .npy file of inputs."),
+    inputs: str = typer.Option("normal", "--inputs", help="normal (N(0,1) per coordinate) | uniform (U[0,1)) | path to an .npy file of inputs."),
     init: str = typer.Option("he", "--init", help="he (variance 2/fan_in) | lecun (1/fan_in)."),
     literal_h1: bool = typer.Option(False, "--literal-h1", help="ReLU on the logits (H1 taken literally: total 1)."),
     eps: float = typer.Option(1.0, "--eps", help="eps_inf of the damage statistic eps*|grad L|_1."),
