@@ -251,7 +251,7 @@ class _Sampler:
 
 
 def _default_chunk(largest_per_net: int, weights_per_net: int, batch: int, device: torch.device,
-                   itemsize: int = 4) -> int:
+                   itemsize: int = 4, cpu_act_budget: int = 2 << 20) -> int:
     """Networks per batched pass, from the largest activation tensor and the weights of one network.
 
     On a CPU the largest activation of a chunk is kept near 2 MiB: measured on a 2-core machine,
@@ -259,9 +259,11 @@ def _default_chunk(largest_per_net: int, weights_per_net: int, batch: int, devic
     on fresh large tensors, which :func:`~initstats.empirical.common.keep_freed_memory` now also
     avoids), and small networks still get up to 256 per pass to amortise Python overheads.
     Weights are kept under 256 MiB per chunk.  On a GPU the budgets are 256 MiB and 4 GiB.  A
-    power of two, between 1 and 256.
+    power of two, between 1 and 256.  DAG ensembles pass a larger ``cpu_act_budget`` (their
+    largest tensor is one gather over a block of edges, and their many small ops gain more from
+    wide chunks than they lose in cache).
     """
-    act_budget, weight_budget = ((256 << 20, 4 << 30) if device.type == "cuda" else (2 << 20, 256 << 20))
+    act_budget, weight_budget = ((256 << 20, 4 << 30) if device.type == "cuda" else (cpu_act_budget, 256 << 20))
     n = min(act_budget // max(1, largest_per_net * batch * itemsize),
             weight_budget // max(1, weights_per_net * itemsize), 256)
     return 1 << max(0, int(n).bit_length() - 1) if n >= 1 else 1
@@ -302,6 +304,7 @@ def plan(network: Arch | nx.DiGraph, options: MeasureOptions | None = None) -> P
         largest = max(s.size for s in arch.stages)
         implicit = opt.implicit_dense and all(s.fan_in >= batch for s in arch.stages if s.op == "dense")
         weights = ArchEnsemble(arch, 1, init=opt.init, implicit_dense=implicit).num_parameters
+        cpu_act_budget = 2 << 20
 
         def make(n: int):
             return ArchEnsemble(arch, n, init=opt.init, device=device, dtype=dtype, implicit_dense=implicit)
@@ -317,6 +320,7 @@ def plan(network: Arch | nx.DiGraph, options: MeasureOptions | None = None) -> P
         largest = max((len(b.src_idx) for blocks in probe.blocks for b in blocks), default=1)
         weights = probe.n_random
         implicit = False
+        cpu_act_budget = 32 << 20  # measured: a 356k-edge DAG ran 5x faster with 64 networks per pass than with 2
 
         def make(n: int):
             return DagEnsemble(network, n, init=opt.init, device=device, dtype=dtype)
@@ -332,7 +336,7 @@ def plan(network: Arch | nx.DiGraph, options: MeasureOptions | None = None) -> P
     if has_bn and batch < 2:
         raise OptionError(f"inputs_per_net={batch}: BatchNorm needs at least 2 inputs per network")
     itemsize = torch.empty((), dtype=dtype).element_size()
-    chunk = opt.chunk or _default_chunk(largest, weights, batch, device, itemsize)
+    chunk = opt.chunk or _default_chunk(largest, weights, batch, device, itemsize, cpu_act_budget)
     if opt.nets is not None:
         chunk = min(chunk, opt.nets)
     return Plan(name, px, d, tuple(input_shape), input_names, outputs_all, k_total, exchangeable, n_logits, batch,
