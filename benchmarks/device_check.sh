@@ -10,7 +10,9 @@
 #    initstats verify --arch cnn --dims 32,64,128,256 --channels 64 --device cuda --format json;
 # 3. python benchmarks/bench_empirical.py --device cuda (section `empirical-cuda`), written to
 #    $OUT/bench-cuda.md; copy that section into docs/benchmarks.md to record it.
-# Results go to $OUT (default device-check/), at most 7 files.  Each step has its own time limit
+# 4. with WITH_REPORT=1, also initstats report --profile full (64 channels; REPORT_LIMIT seconds,
+#    default 480), its docs tree packed into $OUT/report-full.tgz.
+# Results go to $OUT (default device-check/), at most 8 files.  Each step has its own time limit
 # (STEP_LIMIT seconds, default 240); the script goes on after a failing step and exits 1 if any
 # failed.  DEVICE=cpu QUICK=1 runs the same steps small on a CPU (a check of the script itself).
 set -u -o pipefail
@@ -47,6 +49,16 @@ timeout "$LIMIT" $PY benchmarks/bench_empirical.py --device "$DEVICE" --max-wait
 rc=$?
 [ $rc -le 1 ] || failed=1  # 1: a speed requirement failed, which the table says; anything else: broken
 tail -3 "$OUT/bench-cuda.log" >&2
+
+if [ -n "${WITH_REPORT:-}" ]; then
+    profile=full; [ -z "${QUICK:-}" ] || profile=quick
+    step "4. initstats report --profile $profile on $DEVICE"
+    rm -rf "${TMPDIR:-/tmp}/initstats-report-full"
+    timeout "${REPORT_LIMIT:-480}" $PY -m initstats report --profile $profile --device "$DEVICE" \
+        --out "${TMPDIR:-/tmp}/initstats-report-full" > "$OUT/report-full.log" 2>&1 || failed=1
+    tar czf "$OUT/report-full.tgz" -C "${TMPDIR:-/tmp}" initstats-report-full 2>> "$OUT/report-full.log" || failed=1
+    tail -2 "$OUT/report-full.log" >&2
+fi
 
 step "done (failed=$failed)"
 exit $failed
