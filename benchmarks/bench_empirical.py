@@ -181,6 +181,21 @@ class Quiet:
         return cores is None or cores < self.threshold or self.waited >= self.budget
 
 
+def best_seconds(run, repeats: int, warmup: bool = True) -> float:
+    """The fastest of ``repeats`` timed calls of ``run`` (after one untimed call unless ``warmup`` is
+    False), queued GPU work included."""
+    if warmup:
+        run()
+        sync()
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 # -- the attainable rate ------------------------------------------------------------------------------
 
 def matmul_probe(size: int = 2048, repeats: int = 7) -> float:
@@ -189,15 +204,7 @@ def matmul_probe(size: int = 2048, repeats: int = 7) -> float:
     a = torch.randn(size, size, generator=g).to(DEV)
     b = torch.randn(size, size, generator=g).to(DEV)
     c = torch.empty(size, size, device=DEV)
-    torch.mm(a, b, out=c)
-    sync()
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b, out=c)
-        sync()
-        best = min(best, time.perf_counter() - t)
-    return 2 * size ** 3 / best / 1e9
+    return 2 * size ** 3 / best_seconds(lambda: torch.mm(a, b, out=c), repeats) / 1e9
 
 
 # -- 1. the batched engine (measure()'s inner loop) -----------------------------------------------------
@@ -429,15 +436,6 @@ def bench_convs(arch: Arch, n: int, repeats: int) -> list[dict]:
     rows = []
     seen: dict[tuple, dict] = {}
 
-    def best_of(run) -> float:
-        run()
-        best = math.inf
-        for _ in range(repeats):
-            t = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - t)
-        return best
-
     for s in arch.stages[1:]:
         if s.op != "conv":
             continue
@@ -459,11 +457,11 @@ def bench_convs(arch: Arch, n: int, repeats: int) -> list[dict]:
             def fwd_grad() -> None:
                 y = F.conv2d(x, w, stride=stride, padding=pads, dilation=dil, groups=n)  # noqa: B023
                 torch.autograd.grad(y, x, grad_outputs=gy)  # noqa: B023
-            t[name] = best_of(fwd_grad)
+            t[name] = best_seconds(fwd_grad, repeats)
             if name == "channels_last":
                 with torch.no_grad():
-                    t["forward"] = best_of(lambda: F.conv2d(x, w, stride=stride, padding=pads,  # noqa: B023
-                                                            dilation=dil, groups=n))
+                    t["forward"] = best_seconds(lambda: F.conv2d(x, w, stride=stride, padding=pads,  # noqa: B023
+                                                                 dilation=dil, groups=n), repeats)
                 t["grad"] = max(t[name] - t["forward"], 0.0)
                 t["flipped"] = math.inf
                 if all(v == 1 for v in stride):  # input gradient = conv(gy, flipped kernel, padding d(k-1) - p)
@@ -474,8 +472,8 @@ def bench_convs(arch: Arch, n: int, repeats: int) -> list[dict]:
                     got = F.conv2d(gy, w_t, padding=pad_t, dilation=dil, groups=n)
                     assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max())), s.name
                     with torch.no_grad():
-                        t["flipped"] = best_of(lambda: F.conv2d(gy, w_t, padding=pad_t,  # noqa: B023
-                                                                dilation=dil, groups=n))
+                        t["flipped"] = best_seconds(lambda: F.conv2d(gy, w_t, padding=pad_t,  # noqa: B023
+                                                                     dilation=dil, groups=n), repeats)
         macs = s.size * s.fan_in * n
         row = {"conv": f"{src.channels}->{s.channels} ch, {k[0]}x{k[1]}, stride {stride[0]}, dilation {dil[0]}, "
                        f"{src.spatial[0]}->{s.spatial[0]} px",
@@ -511,12 +509,7 @@ def bench_sampling(numel: int, repeats: int = 3) -> dict:
     buf.normal_(generator=g)
 
     def best(fn) -> float:
-        b = math.inf
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            b = min(b, time.perf_counter() - t)
-        return numel / b / 1e9
+        return numel / best_seconds(fn, repeats, warmup=False) / 1e9
 
     reused = best(lambda: buf.normal_(generator=g))
     fresh = best(lambda: torch.empty(numel).normal_(generator=g))

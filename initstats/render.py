@@ -237,16 +237,25 @@ def exact_inputs_frame(analyses: Sequence[GraphAnalysis]) -> pd.DataFrame:
     return frame[["arch", "d", "px", "output", "outputs", "input", "r", "d_r", "grad_sq", "r_float", "grad_sq_float"]]
 
 
+def exact_json(analyses: Sequence[GraphAnalysis]) -> str:
+    """What ``initstats graph --format json`` prints: one object per size, a list when several."""
+    payload = [a.to_dict() for a in analyses]
+    return to_json(payload[0] if len(payload) == 1 else payload)
+
+
+def exact_csv(analyses: Sequence[GraphAnalysis]) -> str:
+    """What ``initstats graph --format csv`` prints: one row per (size, output, quantity)."""
+    return frame_to_csv(pd.concat([a.to_frame() for a in analyses], ignore_index=True))
+
+
 def write_exact(analyses: Sequence[GraphAnalysis], out: str | Path) -> list[Path]:
-    """Write graph.json, summary.csv (one row per output and quantity) and inputs.csv
+    """Write graph.json (:func:`exact_json`), summary.csv (:func:`exact_csv`) and inputs.csv
     (:func:`exact_inputs_frame`) into ``out``, each file atomically; exact values as ``p/q``."""
     from .graph.io import write_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = [a.to_dict() for a in analyses]
-    files = {"graph.json": to_json(payload[0] if len(payload) == 1 else payload),
-             "summary.csv": frame_to_csv(pd.concat([a.to_frame() for a in analyses], ignore_index=True)),
+    files = {"graph.json": exact_json(analyses), "summary.csv": exact_csv(analyses),
              "inputs.csv": frame_to_csv(exact_inputs_frame(analyses))}
     for name, text in files.items():
         write_atomic(out / name, text)

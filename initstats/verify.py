@@ -233,7 +233,7 @@ def _scaling_claims(points: list[tuple[int, object]], covered: bool, reason: str
             continue
         claim = scaling_claim(name, statement, ds, means, ses, exponent,
                               tolerance=settings.exponent_tolerance, confidence=settings.confidence)
-        claims.append(replace(claim, detail=claim.detail + note) if note else claim)
+        claims.append(replace(claim, detail=claim.detail + note))
     return claims
 
 

@@ -54,6 +54,12 @@ def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def check_out_dir(out: Path | None) -> None:
+    """``--out`` must be a directory or not exist yet (it is created); nothing is written before this check."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise OptionError(f"--out {str(out)!r} exists and is not a directory")
+
+
 def write_stdout(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
 import typer
 
 from ..exact import analyse
 from ..exact.analysis import METHODS
 from ..families import make_arch
 from ..graph.io import read_graph
-from ..errors import OptionError
-from ..render import (exact_summary_frame, frame_to_csv, frame_to_markdown, output_groups, rich_table, to_json,
+from ..render import (exact_csv, exact_json, exact_summary_frame, frame_to_markdown, output_groups, rich_table,
                       witness_text, write_exact)
 from .app import app
 from .common import (FORMATS, ArchOpt, BatchnormOpt, BlocksOpt, ChannelsOpt, ClassesOpt, DepthOpt, DimsOpt,
-                     DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, handle_errors,
+                     DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, check_out_dir, handle_errors,
                      network_source, write_stdout)
 from .common import console as make_console
 
@@ -44,8 +42,7 @@ def graph_command(
 ) -> None:
     """Exact Lemma 8/9, symmetry (S) and annealed gradient prediction for every output."""
     check_choice("--format", fmt, FORMATS)
-    if out is not None and out.exists() and not out.is_dir():
-        raise OptionError(f"--out {str(out)!r} exists and is not a directory")
+    check_out_dir(out)
     check_choice("--method", method, METHODS)
     options = dict(channels=channels, padding=padding, downsample=downsample, head=head, batchnorm=batchnorm,
                    classes=classes, width=width, depth=depth, blocks=blocks)
@@ -58,10 +55,9 @@ def graph_command(
         write_exact(analyses, out)
 
     if fmt == "json":
-        payload = [a.to_dict() for a in analyses]
-        write_stdout(to_json(payload[0] if len(payload) == 1 else payload))
+        write_stdout(exact_json(analyses))
     elif fmt == "csv":
-        write_stdout(frame_to_csv(pd.concat([a.to_frame() for a in analyses], ignore_index=True)))
+        write_stdout(exact_csv(analyses))
     elif fmt == "markdown":
         write_stdout(frame_to_markdown(exact_summary_frame(analyses)))
     else:

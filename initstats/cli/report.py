@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from .app import app
-from .common import handle_errors
+from .common import check_out_dir, handle_errors
 
 
 @app.command("report")
@@ -25,10 +25,7 @@ def report_command(
 
     get_profile(profile)
     resolve_device(device)
-    if out.exists() and not out.is_dir():
-        from ..errors import OptionError
-
-        raise OptionError(f"--out {str(out)!r} exists and is not a directory")
+    check_out_dir(out)
     start = time.perf_counter()
 
     def progress(section: str) -> None:

@@ -17,7 +17,7 @@ from ..render import (claims_display_frame, frame_to_csv, report_markdown, rich_
 from ..verify import VerifySettings, verify_family, verify_graph
 from .app import app
 from .common import (FORMATS, ArchOpt, BatchnormOpt, BlocksOpt, ChannelsOpt, ClassesOpt, DepthOpt, DimsOpt,
-                     DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, handle_errors,
+                     DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, check_out_dir, handle_errors,
                      network_source, parse_int_list, write_stdout)
 from .common import console as make_console
 
@@ -44,7 +44,8 @@ def verify_command(
     max_nets: int = typer.Option(20000, "--max-nets", help="Cap on networks per input size."),
     inputs_per_net: Optional[int] = typer.Option(None, "--inputs-per-net", help="Inputs per network (default 1; 16 with BatchNorm)."),
     logits: Optional[int] = typer.Option(None, "--logits", help="Logits differentiated per network (default 1 for families, all for --spec)."),
-    inputs: str = typer.Option("normal", "--inputs", help="normal (N(0,1) per coordinate) | uniform (U[0,1)) | path to an .npy file of inputs."),
+    inputs: str = typer.Option("normal", "--inputs", help="normal (N(0,1) per coordinate) | uniform "
+                                "(U[0,1)) | path to an .npy file of inputs."),
     init: str = typer.Option("he", "--init", help="he (variance 2/fan_in) | lecun (1/fan_in)."),
     literal_h1: bool = typer.Option(False, "--literal-h1", help="ReLU on the logits (H1 taken literally: total 1)."),
     eps: float = typer.Option(1.0, "--eps", help="eps_inf of the damage statistic eps*|grad L|_1."),
@@ -84,8 +85,7 @@ def verify_command(
     from ..empirical.common import resolve_device
 
     resolve_device(device)  # fail fast, before any work
-    if out is not None and out.exists() and not out.is_dir():
-        raise OptionError(f"--out {str(out)!r} exists and is not a directory")
+    check_out_dir(out)
     with _progress() as progress:
         if spec_file is not None:
             result = verify_graph(read_graph(spec_file), options=options, settings=settings, progress=progress)

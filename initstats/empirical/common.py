@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import platform
 
@@ -101,10 +102,10 @@ def strict_numerics(device: torch.device):
         torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
 
 
-_MALLOC_TUNED: bool | None = None
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Let glibc keep freed CPU memory for reuse instead of returning it to the system.
 
@@ -116,16 +117,13 @@ def keep_freed_memory() -> bool:
     35 % more networks per second.  :func:`~initstats.empirical.measure.measure` calls this once
     for CPU runs; the process then keeps up to 256 MiB of freed memory.  It does nothing outside
     glibc (other allocators, macOS, Windows) or when the environment variable
-    ``INITSTATS_NO_MALLOPT=1`` is set.  Returns whether the thresholds were set.
+    ``INITSTATS_NO_MALLOPT=1`` is set.  Returns whether the thresholds were set (cached: later calls
+    return the first answer and change nothing).
     """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED is None:
-        _MALLOC_TUNED = False
-        if os.environ.get("INITSTATS_NO_MALLOPT") != "1" and platform.libc_ver()[0] == "glibc":
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                _MALLOC_TUNED = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-                                     and libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20))
-            except (OSError, AttributeError):
-                _MALLOC_TUNED = False
-    return _MALLOC_TUNED
+    if os.environ.get("INITSTATS_NO_MALLOPT") == "1" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20))
+    except (OSError, AttributeError):
+        return False
