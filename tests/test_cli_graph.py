@@ -255,36 +255,49 @@ def test_hand_computed_dag(tmp_path):
     #   R(h1) = R(l)/2 + R(p)/2 = 1/2 + 1/8 = 5/8;
     #   r(x0) = R(h1)/2 + R(h2)/3 = 5/16 + 1/8 = 7/16 = r(x1);  r(x2) = R(h2)/3 = 1/8;
     #   sum = 7/16 + 7/16 + 2/16 = 1, but r(x2) != 1/3: Lemma 9 fails.
-    # Annealed gradient, G(l) = 1, G(u) = sum_v c(u->v) G(v) with
+    # Path sum, G(l) = 1, G(u) = sum_v c(u->v) G(v) with
     #   c(s->l) = var = 1/2 (linear), c(h1->l) = default var 2/2 = 1 (linear),
     #   c(p->s) = c(h2->s) = 1 (sum), c(h1->p) = c(h2->p) = 1/2^2 = 1/4 (avgpool),
     #   c(x0->h1) = (1/3)/2 = 1/6, c(x1->h1) = (2/2)/2 = 1/2 (relu, explicit and default var),
     #   c(x*->h2) = (2/3)/2 = 1/3 (relu, default var):
     #   G(s) = 1/2;  G(p) = 1/2;  G(h2) = G(s) + G(p)/4 = 5/8;  G(h1) = G(l) + G(p)/4 = 9/8;
     #   G(x0) = 9/8 * 1/6 + 5/8 * 1/3 = 19/48;  G(x1) = 9/8 * 1/2 + 5/8 * 1/3 = 37/48;
-    #   G(x2) = 5/8 * 1/3 = 10/48;  total = 66/48 = 11/8.
+    #   G(x2) = 5/8 * 1/3 = 10/48;  path sum 66/48 = 11/8.
+    # But h2 has two deterministic out-edges, h2 -> p (weight 1/2) and h2 -> s (weight 1), which
+    # merge again at s: H5 fails (E[w w'] = 1/2) and the annealed value has their cross term,
+    #   G(p, s) = w(p->s) G(s, s) = 1/2,
+    #   G(h2, h2) = (1/2)^2 G(p) + 1^2 G(s) + 2 * (1/2) * 1 * G(p, s) = 1/8 + 1/2 + 1/2 = 9/8,
+    #   G(x0) = 9/8 * 1/6 + 9/8 * 1/3 = 27/48;  G(x1) = 9/8 * 1/2 + 9/8 * 1/3 = 45/48;
+    #   G(x2) = 9/8 * 1/3 = 18/48;  total 90/48 = 15/8.
+    # (x2 by path pairs: x2-h2-s-l twice 1/6, x2-h2-p-s-l twice 1/24, the two mixed pairs
+    #  2 * (1/2 * 2/3 * 1/2 * 1/2) = 1/6: 3/8.)  The label is outside (H'); no theorem value.
     # (S): x0 and x1 reach l through h1 and h2, x2 only through h2.  Path-degree multisets of
     # x0: {2,2} (x0-h1-l), {2,2,2,2} (x0-h1-p-s-l), {2,2,3} (x0-h2-s-l), {2,2,2,3} (x0-h2-p-s-l);
     # x2 has only the last two.  The first input (x0) against the first that differs (x2), on
     # the smallest differing multiset {2,2}: 1 path against 0.
-    assert l == {**l, "lemma8_sum": "1", "grad_sq_total": "11/8", "symmetric": False, "lemma9_holds": False,
-                 "within_H": "H'", "witness": {"inputs": ["x0", "x2"], "path_degree": [2, 2], "counts": [1, 0]}}
+    assert l == {**l, "lemma8_sum": "1", "grad_sq_total": "15/8", "path_sum_total": "11/8", "symmetric": False,
+                 "lemma9_holds": False, "within_H": "outside", "theorem_total": None,
+                 "witness": {"inputs": ["x0", "x2"], "path_degree": [2, 2], "counts": [1, 0]}}
+    hyp = l["hypotheses"]
+    assert {k: v["holds"] for k, v in hyp.items()} == {"H1": True, "H2": True, "H3": False, "H4": True,
+                                                       "H5": False, "S": False}
+    assert hyp["H5"]["nodes"] == ["h2", "p", "s"] and "E[w w'] = 1/2" in hyp["H5"]["witness"]
+    assert hyp["H3"]["nodes"] == ["x0", "h1"] and "variance 1/3" in hyp["H3"]["witness"]
+    assert hyp["S"]["nodes"] == ["x0", "x2"]
 
     # Output o2 = linear <- x2 with var 3: r(x2) = 1, G(x2) = 3; x0, x1 have no path.
     # (S) fails (x0 has no path, x2 has one, of path-degree {1}).
     assert o2 == {**o2, "lemma8_sum": "1", "grad_sq_total": "3", "symmetric": False, "lemma9_holds": False,
-                  "within_H": "H", "witness": {"inputs": ["x0", "x2"], "path_degree": [1], "counts": [0, 1]}}
+                  "within_H": "H", "path_sum_total": "3", "grad_sq_reason": None, "witness": {"inputs": ["x0", "x2"], "path_degree": [1], "counts": [0, 1]}}
 
     # Output o3 = relu <- h2 (in-degree 1, default var 2/1 = 2, c = 1): every input has one path
     # x-h2-o3 of path-degree {1,3}, so (S) holds and r(x) = 1/3 * 1 = 1/3 = 1/d (Lemma 9).
     # G(x) = 1/3 * 1 for each input, total 1.
     assert o3 == {**o3, "lemma8_sum": "1", "grad_sq_total": "1", "symmetric": True, "lemma9_holds": True,
                   "within_H": "H", "witness": None}
-    # extra exact values where the JSON has them
-    if "walk_min" in l:
-        assert (l["walk_min"], l["walk_max"]) == ("1/8", "7/16")
-    if "grad_sq_min" in l:
-        assert (l["grad_sq_min"], l["grad_sq_max"]) == ("5/24", "37/48")
+    # the extremes over the inputs
+    assert (l["walk_min"], l["walk_max"]) == ("1/8", "7/16")
+    assert (l["grad_sq_min"], l["grad_sq_max"]) == ("3/8", "15/16")
 
 
 def test_out_writes_every_input_coordinate_exactly(tmp_path):
@@ -303,12 +316,14 @@ def test_out_writes_every_input_coordinate_exactly(tmp_path):
         assert float(r["grad_sq_float"]) == pytest.approx(float(frac(r["grad_sq"])), rel=1e-15)
         assert frac(r["d_r"]) == 3 * frac(r["r"])
     # the walk probabilities and E(dl/dx)^2 derived by hand in test_hand_computed_dag
-    assert by_output["l"] == {"x0": (Fraction(7, 16), Fraction(19, 48)), "x1": (Fraction(7, 16), Fraction(37, 48)),
-                              "x2": (Fraction(1, 8), Fraction(10, 48))}
+    assert by_output["l"] == {"x0": (Fraction(7, 16), Fraction(27, 48)), "x1": (Fraction(7, 16), Fraction(45, 48)),
+                              "x2": (Fraction(1, 8), Fraction(18, 48))}
     assert by_output["o2"] == {"x0": (0, 0), "x1": (0, 0), "x2": (1, 3)}
     assert by_output["o3"] == {x: (Fraction(1, 3), Fraction(1, 3)) for x in ("x0", "x1", "x2")}
     summary = list(csv.DictReader((out / "summary.csv").open()))
-    assert {(r["output"], r["quantity"], r["value"]) for r in summary} >= {("l", "grad_sq_total", "11/8")}
+    assert {(r["output"], r["quantity"], r["value"]) for r in summary} >= {("l", "grad_sq_total", "15/8"),
+                                                                          ("l", "path_sum_total", "11/8"),
+                                                                          ("l", "H5_holds", "False")}
 
 
 def test_out_for_a_family_writes_one_block_per_distinct_output(tmp_path):
@@ -424,7 +439,7 @@ def test_console_script_success_and_bad_input(tmp_path):
     path.write_text(HAND_DAG)
     done = subprocess.run([exe, "graph", "--spec", str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "11/8" in done.stdout and "x0 vs x2" in done.stdout
+    assert "15/8" in done.stdout and "x0 vs x2" in done.stdout
 
     for args, needle in ((["--arch", "vgg", "--dims", "32"], "'vgg'"),
                          (["--spec", str(tmp_path / "missing.json")], "missing.json")):

@@ -16,6 +16,7 @@ from initstats.graph import build_graph
 from initstats.spec import Arch, AvgPool, Conv, Dense, MaxPool
 from initstats.testing import chain_specs, network_dags, specs
 
+from .crossref import h5_holds, pair_brute_force
 from .reference import brute_force
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,10 +33,14 @@ def _check_against_brute(g: nx.DiGraph) -> None:
         assert out.lemma9_holds == all(v == Fraction(1, d) for v in ref["walk"].values())
         profiles = [ref["profile"][x] for x in ref["inputs"]]
         assert out.symmetric == all(p == profiles[0] for p in profiles)
+        assert out.h5_holds == h5_holds(g, o)
         if ref["grad"] is None:
-            assert out.grad_sq is None
+            assert out.grad_sq is None and out.path_sum_total is None
         else:
-            assert out.grad_sq.to_dict() == ref["grad"]
+            assert out.path_sum_total == sum(ref["grad"].values())
+            # the path sum is the annealed value exactly where H5 holds; elsewhere the path pairs decide
+            expected = ref["grad"] if out.h5_holds else pair_brute_force(g, o)
+            assert out.grad_sq.to_dict() == expected
         assert out.pool_degrees == (next(iter(ref["pools"])) if len(ref["pools"]) == 1 else None)
         if out.witness is not None:
             a, b = out.witness.inputs

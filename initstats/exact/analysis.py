@@ -21,10 +21,13 @@ from fractions import Fraction
 import networkx as nx
 
 from ..errors import OptionError
-from ..spec import RANDOM_KINDS, Arch, classify_kinds, node_id
+from ..spec import RANDOM_KINDS, Arch, node_id
+from .archchecks import shared_witness
+from .crossterms import cross_term_pass
+from .hypotheses import grad_sq_mode, graph_checks
 from .paths import BackwardGraph, at_inputs, linear_pass, walk_pass
-from .prediction import COVERED_KINDS, edge_coefficient, theorem_total
-from .results import ExplicitValues, GraphAnalysis, OutputAnalysis
+from .prediction import edge_coefficient, theorem_total
+from .results import NO_ANNEALED_KINDS, ExplicitValues, GraphAnalysis, OutputAnalysis
 from .symmetry import degree_witness, pooling_degrees
 
 __all__ = ["analyse", "analyse_graph", "to_backward_graph", "METHODS"]
@@ -32,11 +35,13 @@ __all__ = ["analyse", "analyse_graph", "to_backward_graph", "METHODS"]
 METHODS = ("auto", "neuron", "compressed")
 
 
-def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)) -> tuple[BackwardGraph, list[bool]]:
-    """Integer form of a validated network DAG, and per node whether its in-edges satisfy H3.
+def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)
+                      ) -> tuple[BackwardGraph, list[int | None]]:
+    """Integer form of a validated network DAG, and per node its first in-edge that breaks H3.
 
-    The second value is True for a node whose incoming variances all equal ``2/d_v``.  Every
-    random weight's variance is multiplied by ``var_scale`` (1/2 for LeCun initialisation).
+    The second value holds, for each node ``v``, the smallest node number ``u`` (node order)
+    whose edge ``u -> v`` is random with a variance other than ``2/d_v``, or None.  Every random
+    weight's variance is multiplied by ``var_scale`` (1/2 for LeCun initialisation).
     """
     names = list(g.nodes)
     index = {n: i for i, n in enumerate(names)}
@@ -44,7 +49,7 @@ def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)) -> tuple
     degree = [g.in_degree(n) for n in names]
     coef_index: dict[Fraction | None, int] = {}
     coefs: list[Fraction | None] = []
-    he_ok = [True] * len(names)
+    h3_bad: list[int | None] = [None] * len(names)
     succ: list[list[tuple[int, int, int]]] = [[] for _ in names]
     default_key: dict[int, int] = {}
     for i, n in enumerate(names):
@@ -52,10 +57,10 @@ def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)) -> tuple
         if kind == "input":
             continue
         default_var = Fraction(2, d)
+        random = kind in RANDOM_KINDS
         for u, data in g.pred[n].items():
             var = data.get("var")
             if var is None or var == default_var:
-                he_ok[i] = he_ok[i] and var_scale == 1
                 k = default_key.get(i)
                 if k is None:
                     c = edge_coefficient(kind, default_var * var_scale, d)
@@ -63,18 +68,21 @@ def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)) -> tuple
                     if k == len(coefs):
                         coefs.append(c)
                     default_key[i] = k
+                var = default_var
             else:
-                he_ok[i] = False
                 c = edge_coefficient(kind, var * var_scale, d)
                 k = coef_index.setdefault(c, len(coefs))
                 if k == len(coefs):
                     coefs.append(c)
-            succ[index[u]].append((i, 1, k))
+            j = index[u]
+            if random and var * var_scale != default_var:
+                h3_bad[i] = j if h3_bad[i] is None else min(h3_bad[i], j)  # type: ignore[type-var]
+            succ[j].append((i, 1, k))
     order = [index[n] for n in nx.topological_sort(g)]
     inputs = [i for i, k in enumerate(kinds) if k == "input"]
     outputs = [i for i, n in enumerate(names) if kinds[i] != "input" and not succ[i]]
     bg = BackwardGraph(names, kinds, degree, succ, coefs, order, inputs, outputs)
-    return bg, he_ok
+    return bg, h3_bad
 
 
 def _output_signature(g: nx.DiGraph, o) -> tuple:
@@ -82,35 +90,75 @@ def _output_signature(g: nx.DiGraph, o) -> tuple:
             tuple(sorted(((repr(u), str(data.get("var"))) for u, data in g.pred[o].items()))))
 
 
-def _analyse_output(bg: BackwardGraph, he_ok: list[bool], o: int) -> OutputAnalysis:
+def _edge_var(g: nx.DiGraph, bg: BackwardGraph, var_scale: Fraction):
+    def var(u: int, v: int) -> Fraction:
+        value = g.edges[bg.names[u], bg.names[v]].get("var")
+        return (Fraction(2, bg.degree[v]) if value is None else Fraction(value)) * var_scale
+    return var
+
+
+def _spec_reach(spec: Arch, bg: BackwardGraph, reach: list[bool]):
+    """``reach(stage, position)`` of an Arch from the reachability of its neuron-level graph."""
+    index = {n: i for i, n in enumerate(bg.names)}
+    stages = spec.stages
+
+    def at(k: int, pos: tuple[int, ...]) -> bool:
+        return reach[index[node_id(stages[k].name, (0, *pos))]]
+    return at
+
+
+def _analyse_output(g: nx.DiGraph, bg: BackwardGraph, h3_bad: list[int | None], o: int, var_scale: Fraction,
+                    spec: Arch | None) -> OutputAnalysis:
     d = len(bg.inputs)
     walk = walk_pass(bg, o)
-    reach = [u for u, v in enumerate(walk) if v is not None and bg.kinds[u] != "input"]
-    kinds = {bg.kinds[u] for u in reach}
-    hidden = {bg.kinds[u] for u in reach if u != o}
+    reach = [v is not None for v in walk]
+    on_path = [u for u in range(len(walk)) if reach[u] and bg.kinds[u] != "input"]
+    kinds = frozenset(bg.kinds[u] for u in on_path)
+    hidden = {bg.kinds[u] for u in on_path if u != o}
     names = tuple(bg.names[x] for x in bg.inputs)
     r = ExplicitValues(names, at_inputs(walk, bg.inputs))
     one_over_d = Fraction(1, d)
     lemma9_max_dev = max(abs(d * v - 1) for v in r.vals)
     witness = degree_witness(bg, o)
     pool_degrees = pooling_degrees(bg, o)
-    grad = ExplicitValues(names, at_inputs(linear_pass(bg, o), bg.inputs)) if kinds <= COVERED_KINDS else None
+    checks = graph_checks(bg, o, reach, h3_bad, _edge_var(g, bg, var_scale), witness, arch=spec is not None)
+    h5_fails = None if checks[4].holds else "det"
+    if spec is not None and h5_fails is None:
+        shared = shared_witness(spec, _spec_reach(spec, bg, reach), var_scale)
+        if shared is not None:
+            checks = checks[:4] + (shared,) + checks[5:]
+            h5_fails = "shared"
+    mode, reason = grad_sq_mode(kinds, h5_fails, shared_weights=spec is not None)
+    path_sum = None
+    grad = None
+    if not kinds & NO_ANNEALED_KINDS:
+        path_sum = ExplicitValues(names, at_inputs(linear_pass(bg, o), bg.inputs))
+        if mode == "path":
+            grad = path_sum
+        elif mode == "cross":
+            grad = ExplicitValues(names, at_inputs(cross_term_pass(bg, o), bg.inputs))
+    theorem = theorem_total(bg.kinds[o], hidden, pool_degrees) if h5_fails is None else None
     return OutputAnalysis(
         output=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
         lemma9_holds=all(v == one_over_d for v in r.vals), lemma9_max_dev=lemma9_max_dev,
-        symmetric=witness is None, witness=witness, hypothesis=classify_kinds(kinds),
-        h3_holds=all(he_ok[u] for u in reach if bg.kinds[u] in RANDOM_KINDS), grad_sq=grad,
-        pool_degrees=pool_degrees, theorem_total=theorem_total(bg.kinds[o], hidden, pool_degrees),
+        symmetric=witness is None, witness=witness, hypotheses=checks, node_kinds=kinds, grad_sq=grad,
+        grad_sq_reason=reason, path_sum_total=None if path_sum is None else path_sum.total,
+        pool_degrees=pool_degrees, theorem_total=theorem,
     )
 
 
 def analyse_graph(g: nx.DiGraph, *, arch: str | None = None, px: int | None = None,
-                  outputs: list | None = None, var_scale: Fraction = Fraction(1)) -> GraphAnalysis:
+                  outputs: list | None = None, var_scale: Fraction = Fraction(1),
+                  spec: Arch | None = None) -> GraphAnalysis:
     """Exact analysis of a validated network DAG at neuron level (see :func:`analyse`).
 
-    ``outputs`` restricts the analysis to these node ids (default: every non-input sink).
+    ``outputs`` restricts the analysis to these node ids (default: every non-input sink).  With
+    ``spec``, ``g`` is that Arch's neuron-level graph (:func:`initstats.graph.build_graph`), whose
+    convolution kernels are shared: H5 is also checked for shared kernel entries, and where H5
+    fails with pools or sums on the paths there is no annealed value (the cross-term pass assumes
+    independent edge weights).
     """
-    bg, he_ok = to_backward_graph(g, var_scale)
+    bg, h3_bad = to_backward_graph(g, var_scale)
     targets = bg.outputs
     if outputs is not None:
         index = {n: i for i, n in enumerate(bg.names)}
@@ -123,18 +171,11 @@ def analyse_graph(g: nx.DiGraph, *, arch: str | None = None, px: int | None = No
     for o in targets:
         sig = _output_signature(g, bg.names[o])
         if sig in done:
-            base = done[sig]
-            results.append(_renamed(base, str(bg.names[o])))
+            results.append(done[sig].renamed(str(bg.names[o])))
         else:
-            done[sig] = _analyse_output(bg, he_ok, o)
+            done[sig] = _analyse_output(g, bg, h3_bad, o, var_scale, spec)
             results.append(done[sig])
     return GraphAnalysis(arch or str(g.graph.get("name") or "graph"), len(bg.inputs), px, "neuron", tuple(results))
-
-
-def _renamed(out: OutputAnalysis, name: str) -> OutputAnalysis:
-    from dataclasses import replace
-
-    return replace(out, output=name)
 
 
 def analyse(network: Arch | nx.DiGraph, *, method: str = "auto", var_scale: Fraction | int = 1) -> GraphAnalysis:
@@ -182,7 +223,7 @@ def analyse(network: Arch | nx.DiGraph, *, method: str = "auto", var_scale: Frac
             last = network.stages[-1]
             logits = [node_id(last.name, (k,)) for k in range(last.channels)]
             return analyse_graph(build_graph(network), arch=network.name, px=network.px, outputs=logits,
-                                 var_scale=var_scale)
+                                 var_scale=var_scale, spec=network)
         from .compress import analyse_compressed
 
         return analyse_compressed(network, var_scale)

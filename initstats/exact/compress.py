@@ -33,10 +33,11 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from fractions import Fraction
 
-from ..spec import RANDOM_KINDS, Arch, AxisMap, Stage, classify_kinds, node_id
+from ..spec import RANDOM_KINDS, Arch, AxisMap, Stage, node_id
+from .archchecks import Reach, arch_checks
+from .hypotheses import grad_sq_mode
 from .paths import BackwardGraph, LabelCode, at_inputs, linear_pass, profile_pass, walk_pass
 from .prediction import COVERED_KINDS, theorem_total
 from .results import GraphAnalysis, GridValues, OutputAnalysis, Witness
@@ -72,21 +73,28 @@ def stage_h3(stage: Stage) -> bool:
 def _common(arch: Arch, var_scale: Fraction) -> dict:
     """Facts shared by both reductions."""
     stages = arch.stages
-    last = stages[-1]
-    kinds = {s.kind for s in stages[1:]}
-    return {
-        "hypothesis": classify_kinds(kinds),
-        "covered": kinds <= COVERED_KINDS,
-        "h3": var_scale == 1 and all(stage_h3(s) for s in stages[1:]),
-        "hidden": {s.kind for s in stages[1:-1]},
-        "last_kind": last.kind,
-    }
+    kinds = frozenset(s.kind for s in stages[1:])
+    return {"kinds": kinds, "covered": kinds <= COVERED_KINDS, "hidden": {s.kind for s in stages[1:-1]},
+            "last_kind": stages[-1].kind}
+
+
+def _output(arch: Arch, var_scale: Fraction, reach: Reach, facts: dict, witness: Witness | None,
+            path_sum: GridValues | None, **fields) -> OutputAnalysis:
+    """The logit's :class:`OutputAnalysis`: hypothesis checks, and the path sum only where it is the annealed value."""
+    checks, h5_fails = arch_checks(arch, var_scale, reach, witness)
+    mode, reason = grad_sq_mode(facts["kinds"], h5_fails, shared_weights=True)
+    pool_degrees = fields["pool_degrees"]
+    theorem = theorem_total(facts["last_kind"], facts["hidden"], pool_degrees) if h5_fails is None else None
+    return OutputAnalysis(symmetric=witness is None, witness=witness, hypotheses=checks, node_kinds=facts["kinds"],
+                          grad_sq=path_sum if mode == "path" else None, grad_sq_reason=reason,
+                          path_sum_total=None if path_sum is None else path_sum.total, theorem_total=theorem,
+                          **fields)
 
 
 def _replicate(arch: Arch, method: str, out: OutputAnalysis) -> GraphAnalysis:
     """All logits are images of ``logits[0]`` under a channel permutation."""
     last = arch.stages[-1]
-    outputs = tuple(replace(out, output=node_id(last.name, (k,))) for k in range(last.channels))
+    outputs = tuple(out.renamed(node_id(last.name, (k,))) for k in range(last.channels))
     return GraphAnalysis(arch.name, arch.d, arch.px, method, outputs)
 
 
@@ -173,24 +181,28 @@ def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[Back
 
 
 def _analyse_quotient(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
-    bg, _ = _quotient_graph(arch, var_scale)
+    bg, offsets = _quotient_graph(arch, var_scale)
     facts = _common(arch, var_scale)
     o = bg.outputs[0]
     d = arch.d
-    r = GridValues("x", arch.input_shape, table=at_inputs(walk_pass(bg, o), bg.inputs))
+    walk = walk_pass(bg, o)
+    r = GridValues("x", arch.input_shape, table=at_inputs(walk, bg.inputs))
     witness = degree_witness(bg, o)
-    pool_degrees = pooling_degrees(bg, o)
     grad = None
     if facts["covered"]:
         grad = GridValues("x", arch.input_shape, table=at_inputs(linear_pass(bg, o), bg.inputs))
-    return OutputAnalysis(
-        output=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
-        lemma9_holds=r.min == r.max == Fraction(1, d),
-        lemma9_max_dev=max(abs(d * r.min - 1), abs(d * r.max - 1)),
-        symmetric=witness is None, witness=witness, hypothesis=facts["hypothesis"], h3_holds=facts["h3"],
-        grad_sq=grad, pool_degrees=pool_degrees,
-        theorem_total=theorem_total(facts["last_kind"], facts["hidden"], pool_degrees),
-    )
+    stages = arch.stages
+
+    def reach(k: int, pos: tuple[int, ...]) -> bool:
+        flat = 0
+        for p, n in zip(pos, stages[k].spatial):
+            flat = flat * n + p
+        return walk[offsets[k] + flat] is not None
+
+    return _output(arch, var_scale, reach, facts, witness, grad,
+                   output=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
+                   lemma9_holds=r.min == r.max == Fraction(1, d),
+                   lemma9_max_dev=max(abs(d * r.min - 1), abs(d * r.max - 1)), pool_degrees=pooling_degrees(bg, o))
 
 
 # -- per-axis product ------------------------------------------------------------------------
@@ -274,6 +286,10 @@ class _AxisData:
         self.size = n
         walk = walk_pass(g, o)
         self.walk = at_inputs(walk, g.inputs)
+        #: per stage index, whether each position of this axis lies on a path to the logit
+        self.reach: dict[int, list[bool]] = {}
+        for u, (stage, _) in enumerate(g.names):
+            self.reach.setdefault(stage, []).append(walk[u] is not None)
         self.grad = at_inputs(linear_pass(g, o), g.inputs) if covered else None
         code = LabelCode()
         labels = [(g.names[u][0], g.degree[u]) for u in range(len(g.names))]
@@ -326,13 +342,13 @@ def _analyse_factorized(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
 
     witness = _factorized_witness(arch, axes, r, profile)
     pool_degrees = tuple(sorted(math.prod(m.kernel for m in s.axes) for s in stages if s.kind == "avgpool"))
-    return OutputAnalysis(
-        output=node_id(stages[-1].name, (0,)), d=d, lemma8_sum=r.total, walk=r, lemma9_holds=lemma9,
-        lemma9_max_dev=max(abs(d * r.min - 1), abs(d * r.max - 1)),
-        symmetric=witness is None, witness=witness, hypothesis=facts["hypothesis"], h3_holds=facts["h3"],
-        grad_sq=grad, pool_degrees=pool_degrees,
-        theorem_total=theorem_total(facts["last_kind"], facts["hidden"], pool_degrees),
-    )
+
+    def reach(k: int, pos: tuple[int, ...]) -> bool:
+        return all(ax.reach[k][pos[a] if a < len(pos) else 0] for a, ax in enumerate(axes))
+
+    return _output(arch, var_scale, reach, facts, witness, grad,
+                   output=node_id(stages[-1].name, (0,)), d=d, lemma8_sum=r.total, walk=r, lemma9_holds=lemma9,
+                   lemma9_max_dev=max(abs(d * r.min - 1), abs(d * r.max - 1)), pool_degrees=pool_degrees)
 
 
 def _factorized_witness(arch: Arch, axes: list[_AxisData], r: GridValues, profile) -> Witness | None:

@@ -6,15 +6,22 @@ import itertools
 from abc import ABC, abstractmethod
 import math
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import pandas as pd
 
 from ..spec import node_id
 
-__all__ = ["InputValues", "ExplicitValues", "GridValues", "Witness", "OutputAnalysis", "GraphAnalysis",
-           "frac_str"]
+__all__ = ["InputValues", "ExplicitValues", "GridValues", "Witness", "HypothesisCheck", "OutputAnalysis",
+           "GraphAnalysis", "frac_str", "derive_label", "HYPOTHESES", "NO_ANNEALED_KINDS", "MERGE_KINDS"]
+
+#: the checks every output carries, in order: the paper's H1-H5 and assumption (S)
+HYPOTHESES: tuple[str, ...] = ("H1", "H2", "H3", "H4", "H5", "S")
+#: node kinds without an annealed model (H1 fails there and the network is outside (H'))
+NO_ANNEALED_KINDS = frozenset({"maxpool", "batchnorm"})
+#: node kinds with deterministic weights that (H') admits: average pools and residual sums
+MERGE_KINDS = frozenset({"avgpool", "sum"})
 
 
 def frac_str(x: Fraction | None) -> str | None:
@@ -164,6 +171,76 @@ class Witness:
         return {"inputs": list(self.inputs), "path_degree": list(self.path_degree), "counts": list(self.counts)}
 
 
+@dataclass(frozen=True)
+class HypothesisCheck:
+    """One hypothesis of the paper checked on the paths to one output.
+
+    Attributes
+    ----------
+    name : str
+        ``'H1'`` ... ``'H5'`` or ``'S'``.
+    holds : bool
+        Whether it holds for the nodes on paths to the output.
+    witness : str or None
+        Where it fails, naming concrete node ids and edges; None when it holds.
+    detail : str
+        What was checked, or why it holds.
+    nodes : tuple of str
+        The node ids the witness names (source first), for programs.
+
+    Examples
+    --------
+    >>> c = HypothesisCheck("H5", False, "node 'z' has two deterministic out-edges", nodes=("z", "p", "q"))
+    >>> c.to_dict()["holds"], c.renamed("q", "r").nodes
+    (False, ('z', 'p', 'r'))
+    """
+
+    name: str
+    holds: bool
+    witness: str | None = None
+    detail: str = ""
+    nodes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.name not in HYPOTHESES:
+            raise ValueError(f"unknown hypothesis {self.name!r}; expected one of {', '.join(HYPOTHESES)}")
+        if self.holds != (self.witness is None):
+            raise ValueError(f"{self.name}: a check that fails needs a witness, one that holds has none")
+
+    def to_dict(self) -> dict:
+        return {"holds": self.holds, "witness": self.witness, "detail": self.detail, "nodes": list(self.nodes)}
+
+    def renamed(self, old: str, new: str) -> "HypothesisCheck":
+        """The same check for an output ``new`` that is the image of ``old`` under a graph automorphism."""
+        quoted_old, quoted_new = f"'{old}'", f"'{new}'"
+        witness = None if self.witness is None else self.witness.replace(quoted_old, quoted_new)
+        nodes = tuple(new if n == old else n for n in self.nodes)
+        return HypothesisCheck(self.name, self.holds, witness, self.detail.replace(quoted_old, quoted_new), nodes)
+
+
+def derive_label(checks: tuple[HypothesisCheck, ...], node_kinds: frozenset[str]) -> str:
+    """The ``'H'`` / ``"H'"`` / ``'outside'`` label of an output, from its checks.
+
+    ``'outside'`` when H2, H4 or H5 fails, or when H1 fails at a node without annealed model
+    (max pool, BatchNorm); otherwise ``"H'"`` when an average pool or residual sum lies on a path
+    to the output (H1 and H3 are then read in their (H') form), else ``'H'``.  H1 failing only at
+    hidden linear nodes and H3 failing do not move the label: the exact engine computes with
+    each node's gate (1/2 for a ReLU, 1 without) and each edge's variance, so they change the
+    theorems' constant (``theorem_total``), not whether the annealed model describes the network.
+
+    >>> ok = tuple(HypothesisCheck(n, True) for n in HYPOTHESES)
+    >>> derive_label(ok, frozenset({"relu", "linear"})), derive_label(ok, frozenset({"relu", "avgpool"}))
+    ('H', "H'")
+    >>> bad = ok[:4] + (HypothesisCheck("H5", False, "node 'u' ..."),) + ok[5:]
+    >>> derive_label(bad, frozenset({"avgpool", "linear"}))
+    'outside'
+    """
+    holds = {c.name: c.holds for c in checks}
+    if not (holds["H2"] and holds["H4"] and holds["H5"]) or node_kinds & NO_ANNEALED_KINDS:
+        return "outside"
+    return "H'" if node_kinds & MERGE_KINDS else "H"
+
+
 @dataclass(frozen=True, eq=False)
 class OutputAnalysis:
     """Everything the exact engine says about one output ``o``.
@@ -186,22 +263,27 @@ class OutputAnalysis:
         Assumption (S) relative to ``o``.
     witness : Witness or None
         Why (S) fails, when it does.
-    hypothesis : str
-        ``'H'`` (only ReLU/linear random-weight nodes), ``"H'"`` (also average pools or residual
-        sums: deterministic merges, which break H1 in real networks) or ``'outside'`` (max
-        pooling or BatchNorm; no annealed prediction).
-    h3_holds : bool
-        Every random weight on a path to ``o`` has variance ``2 / in-degree``.
+    hypotheses : tuple of HypothesisCheck
+        H1, H2, H3, H4, H5 and (S), checked on the nodes on paths to ``o`` (:data:`HYPOTHESES` order).
+    node_kinds : frozenset of str
+        Kinds of the non-input nodes on paths to ``o`` (``o`` included).
     grad_sq : InputValues or None
-        Annealed ``E(d f_o / d x)^2`` per input (None outside (H')).
-    grad_sq_total : Fraction or None
-        Its sum ``E ||grad_x f_o||_2^2``.
+        The exact annealed ``E(d f_o / d x)^2`` per input: the path sum where H5 holds, with the
+        cross terms of deterministic fan-out where it fails (independent edge weights); None where
+        there is no annealed model (max pool, BatchNorm) or where shared convolution weights add
+        cross terms that are not computed (see ``grad_sq_reason``).
+    grad_sq_reason : str or None
+        None when ``grad_sq`` is the plain path sum under H5; otherwise how it was obtained, or
+        why there is no value.
+    path_sum_total : Fraction or None
+        ``sum_x sum_p prod c`` over paths, the total of the path sum; equal to ``grad_sq_total``
+        where H5 holds, shown for comparison where it fails (it is then not the annealed value).
     pool_degrees : tuple of int or None
         Average-pooling degrees crossed by every path (None if paths cross different ones).
     theorem_total : Fraction or None
         What Theorems 4/5/7/11 state for ``E ||grad_x f_o||^2``: ``2 / prod a_i`` (``1 / prod a_i``
-        with a ReLU on the logit); None where no theorem applies (residual sums, hidden linear
-        nodes, max pooling, BatchNorm, non-uniform pooling).
+        with a ReLU on the logit); None where no theorem applies (H5 fails, residual sums, hidden
+        linear nodes, max pooling, BatchNorm, non-uniform pooling).
     """
 
     output: str
@@ -212,11 +294,38 @@ class OutputAnalysis:
     lemma9_max_dev: Fraction
     symmetric: bool
     witness: Witness | None
-    hypothesis: str
-    h3_holds: bool
+    hypotheses: tuple[HypothesisCheck, ...]
+    node_kinds: frozenset[str]
     grad_sq: InputValues | None
+    grad_sq_reason: str | None
+    path_sum_total: Fraction | None
     pool_degrees: tuple[int, ...] | None
     theorem_total: Fraction | None
+
+    def __post_init__(self) -> None:
+        if tuple(c.name for c in self.hypotheses) != HYPOTHESES:
+            raise ValueError(f"hypotheses must be checked in the order {HYPOTHESES}")
+
+    def check(self, name: str) -> HypothesisCheck:
+        """The check of hypothesis ``name`` (``'H1'`` ... ``'H5'``, ``'S'``)."""
+        for c in self.hypotheses:
+            if c.name == name:
+                return c
+        raise KeyError(f"no hypothesis {name!r}; expected one of {', '.join(HYPOTHESES)}")
+
+    @property
+    def hypothesis(self) -> str:
+        """``'H'``, ``"H'"`` or ``'outside'``, derived from the checks (:func:`derive_label`)."""
+        return derive_label(self.hypotheses, self.node_kinds)
+
+    @property
+    def h3_holds(self) -> bool:
+        """Every random weight on a path to ``o`` has variance ``2 / in-degree``."""
+        return self.check("H3").holds
+
+    @property
+    def h5_holds(self) -> bool:
+        return self.check("H5").holds
 
     @property
     def grad_sq_total(self) -> Fraction | None:
@@ -233,6 +342,11 @@ class OutputAnalysis:
             return None
         return self.grad_sq_total == self.theorem_total
 
+    def renamed(self, name: str) -> "OutputAnalysis":
+        """The analysis of an output ``name`` that is the image of this one under a graph automorphism."""
+        checks = tuple(c.renamed(self.output, name) for c in self.hypotheses)
+        return replace(self, output=name, hypotheses=checks)
+
     def to_dict(self) -> dict:
         """JSON-ready summary; fractions as ``"p/q"`` strings."""
         g = self.grad_sq
@@ -241,8 +355,11 @@ class OutputAnalysis:
             "symmetric": self.symmetric,
             "lemma9_holds": self.lemma9_holds,
             "grad_sq_total": frac_str(self.grad_sq_total),
+            "grad_sq_reason": self.grad_sq_reason,
+            "path_sum_total": frac_str(self.path_sum_total),
             "witness": None if self.witness is None else self.witness.to_dict(),
             "within_H": self.hypothesis,
+            "hypotheses": {c.name: c.to_dict() for c in self.hypotheses},
             "h3_holds": self.h3_holds,
             "lemma9_max_dev": frac_str(self.lemma9_max_dev),
             "walk_min": frac_str(self.walk.min),
@@ -259,7 +376,8 @@ class OutputAnalysis:
 #: quantities listed by :meth:`GraphAnalysis.to_frame`, in order
 FRAME_QUANTITIES: tuple[str, ...] = (
     "lemma8_sum", "symmetric", "lemma9_holds", "lemma9_max_dev", "grad_sq_total", "grad_sq_min",
-    "grad_sq_max", "theorem_total", "theorem_holds", "within_H", "h3_holds", "pooling_uniform",
+    "grad_sq_max", "grad_sq_reason", "path_sum_total", "theorem_total", "theorem_holds", "within_H", "h3_holds",
+    "pooling_uniform", *(f"{h}_holds" for h in HYPOTHESES), *(f"{h}_witness" for h in HYPOTHESES),
 )
 
 
@@ -295,11 +413,14 @@ class GraphAnalysis:
             summary = out.to_dict()
             exact = {"lemma8_sum": out.lemma8_sum, "lemma9_max_dev": out.lemma9_max_dev,
                      "grad_sq_total": out.grad_sq_total, "theorem_total": out.theorem_total,
+                     "path_sum_total": out.path_sum_total,
+                     **{f"{c.name}_holds": c.holds for c in out.hypotheses},
+                     **{f"{c.name}_witness": c.witness for c in out.hypotheses},
                      "grad_sq_min": None if out.grad_sq is None else out.grad_sq.min,
                      "grad_sq_max": None if out.grad_sq is None else out.grad_sq.max}
             for q in FRAME_QUANTITIES:
                 rows.append({"arch": self.arch, "d": self.d, "px": self.px, "output": out.output,
-                             "quantity": q, "value": exact.get(q, summary[q])})
+                             "quantity": q, "value": exact[q] if q in exact else summary[q]})
         return pd.DataFrame(rows)
 
     def inputs_frame(self, output: str | None = None) -> pd.DataFrame:
