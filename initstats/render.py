@@ -17,7 +17,7 @@ import pandas as pd
 
 from .exact.results import GraphAnalysis, OutputAnalysis
 
-__all__ = ["show_fraction", "witness_text", "exact_summary_frame", "frame_to_markdown", "rich_table", "frame_to_csv",
+__all__ = ["show_fraction", "witness_text", "failed_hypotheses", "hypothesis_lines", "exact_summary_frame", "frame_to_markdown", "rich_table", "frame_to_csv",
            "to_json", "output_groups", "rows_display_frame", "claims_display_frame", "report_markdown",
            "write_verification"]
 
@@ -72,6 +72,21 @@ def witness_text(out: OutputAnalysis) -> str:
             f"{w.counts[0]:.3g} vs {w.counts[1]:.3g} paths")
 
 
+def failed_hypotheses(out: OutputAnalysis) -> str:
+    """The hypotheses H1-H5 that fail for an output, e.g. ``'H3,H5'``, or ``'-'``."""
+    failed = [c.name for c in out.hypotheses if not c.holds and c.name != "S"]
+    return ",".join(failed) if failed else "-"
+
+
+def hypothesis_lines(out: OutputAnalysis) -> list[tuple[str, str]]:
+    """``('H5 fails', witness)`` per failing hypothesis H1-H5, then ``('E(df/dx)^2', reason)`` when
+    the annealed value is not the plain path sum under H5."""
+    lines = [(f"{c.name} fails", c.witness or "") for c in out.hypotheses if not c.holds and c.name != "S"]
+    if out.grad_sq_reason is not None:
+        lines.append(("E(df/dx)^2", out.grad_sq_reason))
+    return lines
+
+
 def exact_summary_frame(analyses: Iterable[GraphAnalysis], *, witness: bool = True) -> pd.DataFrame:
     """One display row per (network, group of identical outputs)."""
     rows = []
@@ -87,9 +102,12 @@ def exact_summary_frame(analyses: Iterable[GraphAnalysis], *, witness: bool = Tr
                 "theorem": show_fraction(out.theorem_total),
                 "hyp.": out.hypothesis,
                 "H3": "yes" if out.h3_holds else "no",
+                "H5": "yes" if out.h5_holds else "no",
+                "fails": failed_hypotheses(out),
             }
             if witness:
                 row["witness of not (S)"] = witness_text(out)
+                row["failed hypotheses: witnesses"] = " | ".join(f"{k}: {v}" for k, v in hypothesis_lines(out)) or "-"
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -1,4 +1,5 @@
-"""Brute-force references for the cross-term annealed value and H5, by explicit path pairs.
+"""Brute-force references for the cross-term annealed value and H5, by explicit path pairs, and the
+overlap net of issue 9.
 
 Independent of :mod:`initstats.exact`: only networkx path enumeration, for small graphs.
 """
@@ -59,3 +60,21 @@ def h5_holds(g: nx.DiGraph, o) -> bool:
         if len(targets) >= 2:
             return False
     return True
+
+
+def overlap_net() -> nx.DiGraph:
+    """The ReLU-free 1-D net of issue 9: 8 inputs, a linear 3-tap layer, a 3-wide stride-1 circular
+    average pool, a global average pool and one linear logit (var 2)."""
+    g = nx.DiGraph(name="overlap")
+    g.add_nodes_from((f"x{k}" for k in range(8)), kind="input")
+    for j in range(8):
+        g.add_node(f"z{j}", kind="linear")
+        g.add_edges_from((f"x{k % 8}", f"z{j}") for k in (j - 1, j, j + 1))
+    for i in range(8):
+        g.add_node(f"p{i}", kind="avgpool")
+        g.add_edges_from((f"z{j % 8}", f"p{i}") for j in (i - 1, i, i + 1))
+    g.add_node("q", kind="avgpool")
+    g.add_edges_from((f"p{i}", "q") for i in range(8))
+    g.add_node("f", kind="linear")
+    g.add_edge("q", "f")
+    return g

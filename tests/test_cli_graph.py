@@ -18,6 +18,7 @@ from initstats.families import make_arch
 from initstats.graph import build_graph, write_graph
 from initstats.spec import Arch, Conv, Dense
 from .console import console_script
+from .crossref import overlap_net
 
 runner = CliRunner()
 
@@ -62,6 +63,16 @@ def check_output_object(out: dict) -> None:
         assert w["inputs"][0] != w["inputs"][1]
         assert w["counts"][0] != w["counts"][1]
         assert w["path_degree"] == sorted(w["path_degree"])
+    hyp = out["hypotheses"]
+    assert list(hyp) == ["H1", "H2", "H3", "H4", "H5", "S"]
+    for name, check in hyp.items():
+        assert type(check["holds"]) is bool and (check["witness"] is None) == check["holds"], name
+        assert all(isinstance(n, str) for n in check["nodes"]) and isinstance(check["detail"], str)
+    assert hyp["S"]["holds"] == out["symmetric"] and hyp["H3"]["holds"] == out["h3_holds"]
+    assert hyp["H2"]["holds"] and hyp["H4"]["holds"]
+    # the label is derived from the checks: H5 failing puts the output outside (H')
+    if not hyp["H5"]["holds"]:
+        assert out["within_H"] == "outside" and out["theorem_total"] is None
 
 
 def check_network_object(obj: dict, d: int) -> None:
@@ -212,6 +223,26 @@ def test_spec_file_with_explicit_border_variances(tmp_path):
     assert out["grad_sq_total"] == "5/3"
     assert out["lemma8_sum"] == "1" and out["symmetric"] is False and out["within_H"] == "H"
     assert ok("--spec", path).count("(S) fails") == 1
+
+
+def test_overlap_net_from_a_node_link_file(tmp_path):
+    """Issue 9's ReLU-free overlap net: exactly 1/2 (not the path sum 1/6), outside (H'), H5's witness."""
+    path = tmp_path / "overlap.json"
+    write_graph(overlap_net(), path)
+    obj = ok_json("--spec", path)
+    check_network_object(obj, 8)
+    out = obj["outputs"]["f"]
+    assert (out["grad_sq_total"], out["path_sum_total"], out["within_H"], out["theorem_total"]) == \
+        ("1/2", "1/6", "outside", None)
+    h5 = out["hypotheses"]["H5"]
+    assert h5["holds"] is False and h5["nodes"] == ["z0", "p0", "p1"]
+    assert h5["witness"].startswith("node 'z0' has deterministic out-edges 'z0' -> 'p0' (weight 1/3)")
+    assert [k for k, v in out["hypotheses"].items() if not v["holds"]] == ["H1", "H5"]
+    table = ok("--spec", path)
+    assert "H5 fails at d=8 for f: node 'z0'" in table and re.search(r"\s1/2\s", table)
+    rows = list(csv.DictReader(io.StringIO(ok("--spec", path, "--format", "csv"))))
+    assert {(r["quantity"], r["value"]) for r in rows} >= {("grad_sq_total", "1/2"), ("H5_holds", "False"),
+                                                           ("within_H", "outside")}
 
 
 # --------------------------------------------------------------------------------------------

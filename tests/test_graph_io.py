@@ -15,6 +15,8 @@ from initstats.exact import analyse
 from initstats.graph import build_graph, check_graph, from_node_link, read_graph, to_node_link, write_graph
 from initstats.spec import Arch, AvgPool, Conv, Dense, MaxPool, Residual
 
+from .crossref import overlap_net
+
 FRACTION = re.compile(r"^-?\d+(/\d+)?$")
 
 # Small specs that together produce every kind of node and both kinds of explicit var:
@@ -82,6 +84,16 @@ def test_write_and_read_file_round_trip(tmp_path):
     a, b = analyse(g), analyse(h)
     assert [(o.output, o.lemma8_sum, o.grad_sq_total, o.symmetric) for o in a.outputs] == \
         [(o.output, o.lemma8_sum, o.grad_sq_total, o.symmetric) for o in b.outputs]
+
+
+def test_file_round_trip_keeps_the_hypothesis_checks_and_cross_terms(tmp_path):
+    """The overlap net (H5 fails) read back from its file: the same checks, the same exact 1/2."""
+    g = overlap_net()
+    path = tmp_path / "overlap.json"
+    write_graph(g, path)
+    a, b = analyse(g).outputs[0], analyse(read_graph(path)).outputs[0]
+    assert a.to_dict() == b.to_dict()
+    assert b.grad_sq_total == Fraction(1, 2) and not b.h5_holds and b.hypothesis == "outside"
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from ..exact import analyse
 from ..exact.analysis import METHODS
 from ..families import make_arch
 from ..graph.io import read_graph
-from ..render import (exact_csv, exact_json, exact_summary_frame, frame_to_markdown, output_groups, rich_table,
-                      witness_text, write_exact)
+from ..render import (exact_csv, exact_json, exact_summary_frame, frame_to_markdown, hypothesis_lines, output_groups,
+                      rich_table, witness_text, write_exact)
 from .app import app
 from .common import (FORMATS, ArchOpt, BatchnormOpt, BlocksOpt, ChannelsOpt, ClassesOpt, DepthOpt, DimsOpt,
                      DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, check_out_dir, handle_errors,
@@ -69,6 +69,8 @@ def graph_command(
                 if first.witness is not None:
                     console.print(f"(S) fails at d={a.d} for {names[0]}: {witness_text(first)}", soft_wrap=True,
                                   markup=False)
+                for label, text in hypothesis_lines(first):
+                    console.print(f"{label} at d={a.d} for {names[0]}: {text}", soft_wrap=True, markup=False)
         console.print("Long fractions are shown as floats; --format json gives every value exactly.")
         if out is not None:
             console.print(f"wrote {out}/")
