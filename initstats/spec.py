@@ -484,7 +484,8 @@ class Arch:
         return idx
 
     def hypothesis(self) -> str:
-        """``'H'``, ``"H'"`` (average pooling or residual sums) or ``'outside'`` (max pool, BatchNorm)."""
+        """``'H'``, ``"H'"`` (average pooling or residual sums) or ``'outside'`` (max pool, BatchNorm),
+        from the layer kinds alone (see :func:`classify_kinds`; the exact engine also checks H5)."""
         return classify_kinds(self.node_kinds)
 
     def describe(self) -> str:
@@ -494,7 +495,11 @@ class Arch:
 
 
 def classify_kinds(kinds: frozenset[str] | set[str]) -> str:
-    """Which hypothesis set a collection of node kinds satisfies: ``'H'``, ``"H'"`` or ``'outside'``."""
+    """Which hypothesis set a collection of node kinds allows: ``'H'``, ``"H'"`` or ``'outside'``.
+
+    From the kinds alone; an output's label (:attr:`initstats.exact.OutputAnalysis.hypothesis`) also
+    needs H5, which fails with overlapping pooling windows or reflect padding and makes it ``'outside'``.
+    """
     if kinds & {"maxpool", "batchnorm"}:
         return "outside"
     if kinds & {"avgpool", "sum"}:

@@ -1,9 +1,17 @@
 """Exact analysis of a network: the entry point :func:`analyse`.
 
 For every output ``o`` of a network DAG: Lemma 8 (``sum_x r(x) = 1``), Lemma 9 (``r(x) = 1/d``),
-assumption (S) with a witness, the annealed ``E(d f_o/d x)^2`` per input and its total, the
-pooling degrees and the value the theorems state, and which hypothesis set the paths to ``o``
-satisfy.  Everything is exact (:class:`fractions.Fraction`); this module imports no torch.
+the hypotheses H1-H5 and (S) checked one by one with witnesses (:mod:`initstats.exact.hypotheses`)
+and the H/H'/outside label derived from them, the exact annealed ``E(d f_o/d x)^2`` per input and
+its total, the pooling degrees and the value the theorems state.  Everything is exact
+(:class:`fractions.Fraction`); this module imports no torch.
+
+The annealed value is the path sum where H5 holds.  Where it fails -- a node with two
+deterministic out-edges whose paths merge again -- a node-link DAG (independent edge weights) gets
+the value with their cross terms (:mod:`initstats.exact.crossterms`); an Arch, whose convolution
+kernels are shared, gets no value where pools or sums could carry shared-weight cross terms, with
+the reason in ``grad_sq_reason`` -- whichever engine (neuron-level or compressed) is asked.  No
+theorem value is given where H5 fails.
 
 :func:`analyse` takes an :class:`~initstats.spec.Arch` or a networkx DAG.  For an Arch it
 answers by exact compression (:mod:`initstats.exact.compress`) without building the neuron-level

@@ -26,6 +26,14 @@ Per-axis product (networks without residual sums)
 
 Both reductions return the same :class:`~initstats.exact.results.GraphAnalysis` as the
 neuron-level engine, and the tests check equality on every case small enough to build both.
+
+Hypotheses H1-H5 come from the spec's geometry (:mod:`initstats.exact.archchecks`), with the same
+witnesses as the neuron-level graph.  Convolution kernels are shared, so where H5 fails (overlapping
+pooling windows; a kernel entry reaching one input from two windows, as reflect padding does) and
+an average pool or sum lies on the paths, shared weights add cross terms that are not computed:
+no annealed value is given (``grad_sq_reason`` says why).  Where H5 fails only through shared
+kernel entries and nothing merges paths deterministically, every such cross term vanishes and the
+path sum is the annealed value.
 """
 
 from __future__ import annotations

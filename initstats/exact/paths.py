@@ -9,8 +9,9 @@ with three weights:
 
 - walk: ``w = 1/d_v`` (Fractions); at an input ``x``, ``acc[x] = r(x)``, the probability that a
   walk from ``o`` stepping to a uniformly chosen predecessor ends at ``x``;
-- annealed gradient: ``w = c(u->v)`` (Fractions), ``c = var/2`` into a ReLU node, ``var`` into a
-  linear node, ``1/d_v^2`` into an average pool, ``1`` into a sum;
+- annealed gradient (the path sum): ``w = c(u->v)`` (Fractions), ``c = var/2`` into a ReLU node,
+  ``var`` into a linear node, ``1/d_v^2`` into an average pool, ``1`` into a sum -- the annealed
+  value where H5 holds; :mod:`initstats.exact.crossterms` adds the cross terms where it fails;
 - profile: ``w`` appends ``label(v)`` to every multiset (Counters of multisets, each multiset
   coded as a product of primes, one prime per distinct label); at an input this is the multiset,
   over paths, of the multisets of labels along each path.
@@ -118,7 +119,9 @@ def walk_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
 
 
 def linear_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
-    """Annealed ``E(d f_o / d u)^2`` for every node ``u`` (``None`` if ``u`` cannot reach ``o``).
+    """The path sum of ``E(d f_o / d u)^2`` for every node ``u`` (``None`` if ``u`` cannot reach ``o``).
+
+    It is the annealed value where H5 holds (no node has two deterministic out-edges leading to ``o``).
 
     Raises ``ValueError`` if a path to ``o`` crosses an edge without annealed coefficient.
     """

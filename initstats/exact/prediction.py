@@ -1,8 +1,9 @@
 """The annealed gradient prediction and what Theorems 4, 5, 7 and 11 state.
 
 Under (H) -- or (H') with average pools and residual sums -- cross terms between distinct paths
-vanish and ``E[(d f_o/d x)^2] = sum over paths p from x to o of prod over edges (u->v) of
-c(u->v)``, with ``c = var/2`` into a ReLU node (H1), ``var`` into a linear node, ``1/d_v^2`` into an
+vanish (H4, and H5: no node has two deterministic out-edges that merge again; where H5 fails see
+:mod:`initstats.exact.crossterms`) and ``E[(d f_o/d x)^2] = sum over paths p from x to o of prod
+over edges (u->v) of c(u->v)``, with ``c = var/2`` into a ReLU node (H1), ``var`` into a linear node, ``1/d_v^2`` into an
 average-pooling node and ``1`` into a residual sum.  Max pooling and BatchNorm have no annealed
 coefficient.
 
@@ -43,7 +44,8 @@ def theorem_total(output_kind: str, hidden_kinds: Iterable[str], pool_degrees: t
     """``2/prod a_i`` (or ``1/prod a_i`` with a ReLU logit) where a theorem applies, else None.
 
     A theorem applies when the hidden nodes on paths to the output are ReLU or average-pooling
-    nodes, the output is linear or ReLU, and every path crosses the same pooling degrees.
+    nodes, the output is linear or ReLU, and every path crosses the same pooling degrees; the
+    callers also give no theorem value where H5 fails.
     """
     if pool_degrees is None or output_kind not in ("linear", "relu"):
         return None
