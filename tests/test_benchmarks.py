@@ -1,21 +1,341 @@
-"""The benchmark scripts run (smoke test with --quick sizes; the figures come from full runs)."""
+"""The benchmark scripts run, and what they write is the table they describe.
+
+Each script runs once with ``--quick`` (smoke-test sizes; the figures in docs/benchmarks.md come
+from full runs).  Timings cannot be checked, but everything derived from them can: every table has
+the rows and columns the script promises, every number is finite, and every derived column is the
+arithmetic of the columns it comes from, to the rounding of the printed values (a speed-up is the
+baseline time over the engine time as printed, a rate the samples over the seconds, FLOP counts
+match torch's own counter, edge counts and exact values match the library).  The ``*_catch_*``
+tests feed the checkers doctored copies of the same output, so the checks themselves can fail.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from initstats.empirical.ensemble import ArchEnsemble
+from initstats.empirical.measure import MeasureOptions, plan
+from initstats.exact import analyse
+from initstats.families import make_arch
+from initstats.graph import count_edges
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+PADDINGS = ("zero", "circular", "reflect")
+DOWNSAMPLES = ("stride", "avg")
+QUICK = "not assessed (--quick sizes)"
 
 
-@pytest.mark.parametrize("script,extra", [("bench_exact.py", []), ("bench_empirical.py", ["--max-wait", "5"])])
-def test_benchmark_runs_quick(script, extra, tmp_path):
-    doc = tmp_path / "benchmarks.md"
+# --------------------------------------------------------------------------------------------
+# reading the markdown back
+# --------------------------------------------------------------------------------------------
+
+def section(text: str, name: str) -> str:
+    """The one block between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    assert text.count(start) == 1 and text.count(end) == 1, f"section {name!r} missing or repeated"
+    return text[text.index(start) + len(start):text.index(end)].strip()
+
+
+def tables(md: str) -> list[list[dict[str, str]]]:
+    """Every markdown table of ``md``, in order, as rows of ``{header: cell}``."""
+    out, block = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            block.append([c.strip() for c in line.strip().strip("|").split("|")])
+            continue
+        if block:
+            header, rule, *rows = block
+            assert all(re.fullmatch(r"-+:?", c) for c in rule), f"not a table rule: {rule}"
+            assert all(len(r) == len(header) for r in rows), f"ragged table under {header}"
+            out.append([dict(zip(header, r)) for r in rows])
+            block = []
+    return out
+
+
+def table_with(md: str, column: str) -> list[dict[str, str]]:
+    found = [t for t in tables(md) if t and column in t[0]]
+    assert len(found) == 1, f"{len(found)} tables with a column {column!r}"
+    return found[0]
+
+
+def num(cell: str) -> float:
+    """A printed number: thousands separators, a leading ``~``, a trailing ``x`` or ``%`` allowed."""
+    text = cell.strip().lstrip("~").replace(",", "")
+    scale = 0.01 if text.endswith("%") else 1.0
+    value = float(text.rstrip("x%"))
+    assert math.isfinite(value), cell
+    return value * scale
+
+
+def seconds(cell: str) -> float:
+    m = re.fullmatch(r"([\d.,]+) (s|ms|µs)", cell.strip())
+    assert m, f"not a duration: {cell!r}"
+    value = num(m.group(1)) * {"s": 1.0, "ms": 1e-3, "µs": 1e-6}[m.group(2)]
+    assert value > 0, cell
+    return value
+
+
+def agrees(printed: float, computed: float, rel: float = 0.011, abs_: float = 0.0) -> bool:
+    """Equal up to the rounding of printed values (3 significant digits each: 0.5 % per value)."""
+    return abs(printed - computed) <= rel * abs(computed) + abs_
+
+
+def run_quick(script: str, tmp: Path, *extra: str) -> tuple[str, str]:
+    doc = tmp / f"{script}.md"
     proc = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--doc", str(doc), *extra],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    text = doc.read_text()
-    assert "<!-- bench:" in text and "|---" in text
+    return doc.read_text(), proc.stdout
+
+
+@pytest.fixture(scope="module")
+def exact_run(tmp_path_factory):
+    return run_quick("bench_exact.py", tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def empirical_run(tmp_path_factory):
+    return run_quick("bench_empirical.py", tmp_path_factory.mktemp("bench"), "--max-wait", "5")
+
+
+# --------------------------------------------------------------------------------------------
+# bench_exact.py
+# --------------------------------------------------------------------------------------------
+
+def _quick_neuron_archs():
+    return [make_arch("fc", 32, width=30, depth=2), make_arch("cnn", 32, channels=3)]
+
+
+def check_exact(doc: str, stdout: str) -> None:
+    md = section(doc, "exact")
+    assert md == stdout.strip(), "the file holds something else than the table printed"
+    assert "--quick" in md.splitlines()[2]
+
+    # a. neuron level: the two quick graphs, edges counted independently
+    a = table_with(md, "naive baseline")
+    fc, cnn = _quick_neuron_archs()
+    assert [r["graph"].split(",")[0] for r in a] == ["`fc` 32 px", "`cnn` 32 px"]
+    fc_edges = 3 * 32 * 32 * 30 + 30 * 30 + 30 * fc.num_classes          # 3072 -> 30 -> 30 -> 10
+    assert [num(r["edges"]) for r in a] == [fc_edges, count_edges(cnn)]
+    for r, arch in zip(a, (fc, cnn)):
+        t_an, t_naive, t_same = seconds(r["analyse(graph)"]), seconds(r["naive baseline"]), \
+            seconds(r["engine, same work"])
+        assert num(r["outputs"]) == arch.num_classes
+        assert agrees(num(r["edges/s (analysis)"]), num(r["edges"]) / t_an), r
+        assert agrees(num(r["speed-up"]), t_naive / t_an, abs_=0.05), r
+        assert agrees(num(r["speed-up, same work"]), t_naive / t_same, abs_=0.05), r
+        assert r["baseline timing"] == "measured on the same graph; agrees exactly", r   # quick: no extrapolation
+        assert 0 < num(r["graph memory (tracemalloc)"].split()[0]) < 10_000, r         # bytes per edge
+
+    # b. paper scale: six rows, one per padding and downsampling
+    b = table_with(md, "analyse(arch)")
+    assert sorted((r["padding"], r["downsample"]) for r in b) == sorted(
+        (p, d) for p in PADDINGS for d in DOWNSAMPLES)
+    rate, per_edge = (num(v) for v in re.search(r"\(([\d,]+) edges/s, ~(\d+) bytes/edge\)", md).groups())
+    for r in b:
+        arch = make_arch("cnn", 128, channels=32, padding=r["padding"], downsample=r["downsample"])
+        edges = count_edges(arch)
+        assert agrees(num(r["neuron-level edges"]), edges, rel=0.006), r
+        assert r["method"] == "factorized"
+        circular = r["padding"] == "circular"
+        assert (r["symmetric (S)"], r["H3"]) == (("yes", "yes") if circular else ("no", "no")), r
+        hours, gib = re.fullmatch(r"~([\d.,]+) h, ~([\d,]+) GiB", r["neuron level (extrapolated)"]).groups()
+        assert agrees(num(hours), edges / rate / 3600, abs_=0.05), r
+        assert agrees(num(gib), edges * per_edge / 2 ** 30, rel=0.01, abs_=0.5), r
+    grad = {(r["padding"], r["downsample"]): r["E‖∇f‖² (grad_sq_total)"] for r in b}
+    # circular padding is symmetric: Theorem 4's 2, and 2/64 after the three 2x2 average pools
+    assert num(grad["circular", "stride"]) == 2.0 and num(grad["circular", "avg"]) == 0.03125
+    for ds in DOWNSAMPLES:            # the exact value the library computes, "–" where it gives none
+        exact = analyse(make_arch("cnn", 128, channels=32, padding="zero", downsample=ds)).outputs[0].grad_sq_total
+        assert grad["zero", ds] == "–" if exact is None else abs(num(grad["zero", ds]) - float(exact)) <= 5e-7
+
+    # requirements: derived from the tables above, not assessed at quick sizes
+    req = table_with(md, "requirement")
+    assert [r["status"] for r in req] == [QUICK, QUICK]
+    worst = max(a, key=lambda r: seconds(r["analyse(graph)"]))
+    assert req[0]["measured"].startswith(f"worst {worst['analyse(graph)']} ({worst['edges']} edges, "), req[0]
+    times = [seconds(r["analyse(arch)"]) for r in b]
+    m = re.fullmatch(r"worst (.+ s), all six (.+ s)", req[1]["measured"])
+    assert m and agrees(seconds(m.group(1)), max(times)) and agrees(seconds(m.group(2)), sum(times)), req[1]
+
+    # b0. compressed against neuron level on the small cnn: identical, and the speed-up is the ratio
+    b0 = table_with(md, "identical outputs")
+    assert sorted((r["padding"], r["downsample"]) for r in b0) == sorted(
+        (p, d) for p in PADDINGS for d in DOWNSAMPLES)
+    for r in b0:
+        assert r["identical outputs"] == "yes"
+        assert num(r["edges"]) == count_edges(make_arch("cnn", 16, channels=4, padding=r["padding"],
+                                                        downsample=r["downsample"]))
+        assert agrees(num(r["speed-up"]), seconds(r["neuron level (build + analyse)"]) / seconds(r["compressed"]),
+                      abs_=0.5), r
+
+
+def test_bench_exact_quick_writes_a_consistent_table(exact_run):
+    check_exact(*exact_run)
+
+
+def _doctor(doc: str, column: str, table_column: str, new: str, row: int = 0) -> str:
+    """``doc`` with one cell of one table replaced."""
+    for line in doc.splitlines():
+        if line.startswith("|") and table_column in line:
+            header = [c.strip() for c in line.strip().strip("|").split("|")]
+            break
+    else:
+        raise AssertionError(f"no table with {table_column!r}")
+    lines = doc.splitlines()
+    at = lines.index(line) + 2 + row
+    cells = lines[at].strip().strip("|").split("|")
+    cells[header.index(column)] = f" {new} "
+    lines[at] = "|" + "|".join(cells) + "|"
+    return "\n".join(lines)
+
+
+def test_bench_exact_checks_catch_wrong_tables(exact_run):
+    doc, stdout = exact_run
+
+    def doctored(column: str, table_column: str, new: str, row: int = 0) -> tuple[str, str]:
+        d = _doctor(doc, column, table_column, new, row)
+        return d, section(d, "exact")            # printed the same, so only the cell is wrong
+
+    for case in (doctored("speed-up", "naive baseline", "99.0x"),                        # not naive / engine
+                 doctored("edges", "naive baseline", "93,361"),                          # off by one edge
+                 doctored("E‖∇f‖² (grad_sq_total)", "analyse(arch)", "1.999000", row=2),  # not Theorem 4's 2
+                 doctored("identical outputs", "identical outputs", "no"),
+                 doctored("status", "requirement", "**PASS**")):                         # assessed at quick sizes
+        with pytest.raises(AssertionError):
+            check_exact(*case)
+    with pytest.raises(AssertionError):                                                  # file != printed table
+        check_exact(doc, stdout.replace("agrees exactly", "agrees"))
+
+
+# --------------------------------------------------------------------------------------------
+# bench_empirical.py
+# --------------------------------------------------------------------------------------------
+
+CASES = (("fc", 32), ("fc", 128), ("cnn", 32), ("cnn", 128))
+
+
+def _forward_flops(arch) -> int:
+    """torch's own count of one network's forward pass (explicit weights; conv taps in the padding included)."""
+    ens = ArchEnsemble(arch, 1)
+    ens.resample(torch.Generator().manual_seed(0))
+    with FlopCounterMode(display=False) as counter:
+        ens(torch.zeros(1, 1, *arch.input_shape))
+    return counter.get_total_flops()
+
+
+def check_empirical(doc: str, stdout: str) -> None:
+    md = section(doc, "empirical")
+    assert md == stdout.strip(), "the file holds something else than the table printed"
+    probes = [num(p) for p in re.search(r"at the end \(([\d, ]+) GFLOP/s\)", md).group(1).split(", ")]
+    attainable = num(re.search(r"the best, ([\d,.]+) GFLOP/s, is used", md).group(1))
+    assert len(probes) == len(CASES) + 1 and attainable == max(probes)
+
+    main = table_with(md, "engine samples/s")
+    assert [r["case"] for r in main] == [f"`{n}` {px} px" for n, px in CASES]
+    naive_rate = {}
+    for r, (name, px) in zip(main, CASES):
+        arch = make_arch(name, px)
+        assert num(r["d"]) == 3 * px * px
+        chosen = plan(arch, MeasureOptions(device="cpu")).chunk
+        n = int(r["chunk n"].split()[0])
+        assert n == min(chosen, 16), r                                   # --quick caps measure()'s chunk at 16
+        assert ("capped from" in r["chunk n"]) == (chosen > 16) and (chosen <= 16 or f"from {chosen})" in r["chunk n"])
+        # 6 x forward MACs = 3 x torch's forward FLOP count (the two backward passes only reach x)
+        assert agrees(num(r["MFLOP/sample"]), 3 * _forward_flops(arch) / 1e6, rel=0.006), r
+        engine, meas, naive = (num(r[c]) for c in ("engine samples/s", "measure() samples/s", "naive samples/s"))
+        naive_rate[name, px] = naive
+        s_engine, s_measure = (num(v) for v in r["speed-up vs naive (engine / measure())"].split(" / "))
+        assert agrees(s_engine, engine / naive, abs_=0.006) and agrees(s_measure, meas / naive, abs_=0.006), r
+        gflops = num(r["engine GFLOP/s"])
+        assert agrees(gflops, engine * num(r["MFLOP/sample"]) / 1e3, rel=0.016), r
+        assert agrees(num(r["fraction of attainable (target 50 %)"]), gflops / attainable,
+                      rel=0.006 + 0.5 / attainable, abs_=0.0006), r          # probes print as whole GFLOP/s
+        assert r[">= 4x naive"].startswith(QUICK), r
+
+    req = table_with(md, "requirement")
+    for r in main:
+        rows = [q for q in req if q["case"] == r["case"]]
+        speed = rows[0]
+        assert speed["requirement"] == "required: >= 4x the naive loop" and speed["status"] == r[">= 4x naive"]
+        s_engine, s_measure = (num(v) for v in r["speed-up vs naive (engine / measure())"].split(" / "))
+        m = re.fullmatch(r"engine ([\d.]+)x \(rounds ([\d.]+)-([\d.]+)\), measure\(\) ([\d.]+)x", speed["measured"])
+        assert m, speed
+        total, low, high, again = (float(v) for v in m.groups())
+        assert (total, again) == (s_engine, s_measure) and abs(low - total) <= 0.01 and abs(high - total) <= 0.01, \
+            speed                                                       # one round at --quick
+        target = rows[-1]
+        frac = r["fraction of attainable (target 50 %)"]
+        assert target["measured"].startswith(f"{frac} (") and \
+            target["status"] == ("target met" if num(frac) >= 0.5 else "target not met"), target
+
+    detail = table_with(md, "2 backward")
+    assert [r["case"] for r in detail] == [r["case"] for r in main]
+    for r, m_row, (name, px) in zip(detail, main, CASES):
+        assert num(r["chunk n"]) == int(m_row["chunk n"].split()[0])
+        shares = [num(r[c]) for c in ("resample (normal_)", "input draw", "forward", "2 backward")]
+        assert abs(sum(shares) - 1) <= 0.021, r                          # four shares rounded to 1 %
+        mean, se = (num(v) for v in r["E‖∇f‖² (measure())"].split(" ± "))
+        assert se > 0, r
+        if px == 32 or name == "fc":                                      # >= 8 networks: a fixed-seed check
+            exact = float(analyse(make_arch(name, px)).outputs[0].grad_sq_total)
+            assert abs(mean - exact) < 6 * se, (r, exact)
+
+    sweep = table_with(md, "page faults/sample")
+    assert [(r["case"], int(r["chunk n"].split()[0])) for r in sweep] == [
+        ("`cnn` 32 px", 16), ("`cnn` 32 px", 64), ("`cnn` 128 px", 8), ("`cnn` 128 px", 16)]
+    for r in sweep:
+        px = int(r["case"].split()[1])
+        n = int(r["chunk n"].split()[0])
+        assert ("measure()'s default" in r["chunk n"]) == (n == plan(make_arch("cnn", px), MeasureOptions(
+            device="cpu")).chunk), r
+        assert agrees(num(r["vs naive"]), num(r["samples/s"]) / naive_rate["cnn", px], abs_=0.006), r
+        assert abs(num(r["page faults/sample"]) - num(r["minor page faults/chunk"]) / n) <= 0.5 + 0.5 / n, r
+        assert num(r["largest activation"].split()[0]) == pytest.approx(
+            n * max(s.size for s in make_arch("cnn", px).stages) * 4 / 2 ** 20, abs=0.051), r
+
+    # convolution kernels of cnn 128 px: every conv stage counted once, GFLOP/s = 2 MACs / forward time
+    convs = table_with(md, "forward GFLOP/s")
+    arch = make_arch("cnn", 128)
+    assert sum(num(r["stages"]) for r in convs) == sum(s.op == "conv" for s in arch.stages)
+    groups = int(re.search(r"\(n = (\d+) groups", md).group(1))
+    for r in convs:
+        m = re.fullmatch(r"(\d+)->(\d+) ch, (\d+)x(\d+), stride \d+, dilation \d+, \d+->(\d+) px", r["conv"])
+        assert m, r["conv"]
+        c_in, c_out, kh, kw, out_px = map(int, m.groups())
+        macs = out_px * out_px * c_out * c_in * kh * kw * groups
+        assert agrees(num(r["forward GFLOP/s"]), 2 * macs / seconds(r["forward"]) / 1e9, rel=0.011), r
+    bound = re.search(r"at most \*\*(\d+) samples/s, ([\d.]+)x the naive loop\*\*", md)
+    naive = naive_rate["cnn", 128]                   # the bound is printed as a whole number of samples/s
+    assert agrees(num(bound.group(1)), num(bound.group(2)) * naive, rel=0.011, abs_=0.5 + 0.005 * naive), bound
+
+
+def test_bench_empirical_quick_writes_a_consistent_table(empirical_run):
+    check_empirical(*empirical_run)
+
+
+def test_bench_empirical_checks_catch_wrong_tables(empirical_run):
+    doc, _ = empirical_run
+
+    def doctored(column: str, table_column: str, new: str, row: int = 0) -> tuple[str, str]:
+        d = _doctor(doc, column, table_column, new, row)
+        return d, section(d, "empirical")
+
+    main = table_with(section(doc, "empirical"), "engine samples/s")
+    wrong_speedup = f"{num(main[0]['engine samples/s']) / num(main[0]['naive samples/s']) * 1.1:.2f}x / " + \
+        main[0]["speed-up vs naive (engine / measure())"].split(" / ")[1]
+    for case in (doctored("speed-up vs naive (engine / measure())", "engine samples/s", wrong_speedup),
+                 doctored("MFLOP/sample", "engine samples/s", "11.8"),                   # counted twice
+                 doctored("d", "engine samples/s", "1,024"),
+                 doctored("E‖∇f‖² (measure())", "2 backward", "4.000 ± 0.100"),         # not E||grad f||^2 = 2
+                 doctored(">= 4x naive", "engine samples/s", "**PASS**")):
+        with pytest.raises(AssertionError):
+            check_empirical(*case)
