@@ -8,10 +8,15 @@ Every family is a function ``family(px, **options) -> Arch`` built from the data
 - ``cnn``: the topology of the paper's Figure 3: eight 3x3 conv-ReLU layers with dilation
   ``max(1, px // 32)`` (1, 2, 4, 8 at 32, 64, 128, 256 px), downsampling after layers 2, 4, 6,
   a head and dense logits.  The downsampling after layers 2, 4, 6 is a 2x2 window with stride 2:
-  ``downsample='stride'`` (default) a 2x2 stride-2 convolution with ReLU (random weights, so the
-  network stays inside (H)), ``'avg'``/``'max'`` a 2x2 average/max pooling.  ``head='dense'``
-  (default) flattens, ``'avgpool'``/``'maxpool'`` pool globally first.  The defaults stay inside
-  (H); ``downsample='max', head='maxpool', batchnorm=True`` is the paper's literal network.
+  ``downsample='stride'`` (default) a 2x2 stride-2 convolution with ReLU (random weights, no
+  deterministic merge), ``'avg'``/``'max'`` a 2x2 average/max pooling.  ``head='dense'``
+  (default) flattens, ``'avgpool'``/``'maxpool'`` pool globally first.  With the default zero
+  padding the network is *not* inside (H): border neurons read fewer inputs than the kernel's
+  fan-in yet keep the weight variance 2/fan_in (H3 fails), and (S) fails at the border, so its
+  exact annealed ``E||grad f||^2`` is below the theorems' 2 (``initstats report`` lists it per px,
+  and at a fixed dilation, in ``docs/report/theorems-4-5.md``).  ``padding='circular'`` with the other
+  defaults satisfies H3 and (S).  ``downsample='max', head='maxpool', batchnorm=True`` is the
+  paper's literal network (outside (H)).
   (Making the dilated 3x3 layers 2, 4, 6 themselves stride 2 would alias: with dilation 8 and
   three stride-2 layers only every 8th pixel per axis reaches the logits.)
 - ``cnn-avgpool``: the Figure 4 variant: six 3x3 conv-ReLU blocks, a 2x2 downsampling after every
