@@ -7,12 +7,21 @@ what an earlier one defined), in a temporary working directory; a block whose fi
 ``# not run`` is skipped (reserved for examples that need a GPU).  A failure names the page, the
 block number and its line in the page.
 
+Printed output is checked: the comment lines directly below a top-level statement that calls
+``print`` (``# `` stripped, no blank line in between) are the output it must print, compared as
+doctest compares (``...`` matches anything, whitespace runs are equal).  A narrative comment
+after such a statement needs a blank line before it.
+
 Links: every relative link of ``README.md`` and ``docs/*.md`` must point to an existing file, and
 an anchor into a hand-written page must name one of its headings.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import doctest
+import io
 import json
 import re
 import traceback
@@ -85,25 +94,89 @@ def test_guides_exist():
     assert not missing, f"missing hand-written pages: {missing}"
 
 
+def _prints(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+               for n in ast.walk(node))
+
+
+def expected_output(lines: list[str], node: ast.stmt) -> str | None:
+    """The comment lines right below a printing statement, ``# `` stripped; None if there are none."""
+    if not _prints(node):
+        return None
+    want = []
+    for line in lines[node.end_lineno:]:
+        if not line.startswith("#"):
+            break
+        want.append(re.sub(r"^# ?", "", line))
+    return "\n".join(want) + "\n" if want else None
+
+
+def run_block(code: str, line: int, namespace: dict, filename: str) -> tuple[int, list[str]]:
+    """Run one block statement by statement in ``namespace``; returns how many printed outputs were
+    compared and a message per output that differs from the comment lines below its statement."""
+    lines = code.splitlines()
+    checked, wrong = 0, []
+    for node in ast.parse(code, filename).body:
+        want, first = expected_output(lines, node), node.lineno
+        module = ast.Module([node], type_ignores=[])
+        ast.increment_lineno(module, line)                 # tracebacks give line numbers of the page
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(module, filename, "exec"), namespace)
+        if want is None:
+            continue
+        checked += 1
+        got = out.getvalue()
+        if not doctest.OutputChecker().check_output(want, got, doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE):
+            wrong.append(f"line {line + first}: {lines[first - 1].strip()}\n"
+                         f"    documented: {want.rstrip()!r}\n    printed:    {got.rstrip()!r}")
+    return checked, wrong
+
+
 @pytest.mark.parametrize("page", hand_written_pages(), ids=rel)
 def test_python_examples_run(page: Path, tmp_path, monkeypatch):
-    """The page's ```python blocks, in order, in one namespace, from a temporary directory."""
+    """The page's ```python blocks, in order, in one namespace, from a temporary directory; what they
+    print is what the page shows below each ``print``."""
     monkeypatch.chdir(tmp_path)  # an example that writes a relative path writes it here
     namespace: dict = {"__name__": f"docs:{page.name}"}
     blocks = code_blocks(page.read_text(), "python")
+    wrong: list[str] = []
     for number, (line, code) in enumerate(blocks, start=1):
         if code.lstrip().startswith(NOT_RUN):
             continue
-        # padded with newlines so that tracebacks give line numbers of the page itself
-        compiled = compile("\n" * line + code, rel(page), "exec")
-        error = None
         try:
-            exec(compiled, namespace)
+            wrong += run_block(code, line, namespace, rel(page))[1]
         except Exception:
             error = traceback.format_exc(limit=-3)
-        if error is not None:
             pytest.fail(f"{rel(page)}: python block {number} (opening at line {line}) raised:\n{error}",
                         pytrace=False)
+    assert not wrong, f"{rel(page)}: printed output differs from the page:\n" + "\n".join(wrong)
+
+
+def test_printed_output_is_compared():
+    """The check above can fail: a wrong documented output is reported, ``...`` and whitespace are
+    doctest's, and a comment after a blank line, or below a statement that prints nothing, is prose."""
+    block = ("x = 6 * 7\n"
+             "print(x, 'answer')\n"
+             "# 42 answer\n"
+             "print([x] * 3)\n"
+             "# [42,   42, ...]\n"
+             "\n"
+             "# only prose here\n"
+             "y = x\n"
+             "# prose too: y prints nothing\n"
+             "for i in range(2):\n"
+             "    print(i)\n"
+             "# 0\n"
+             "# 1\n")
+    assert run_block(block, 10, {}, "page.md") == (3, [])
+    checked, wrong = run_block(block.replace("# 42 answer", "# 41 answer").replace("# 1\n", "# 2\n"), 10, {}, "page.md")
+    assert checked == 3 and len(wrong) == 2
+    assert wrong[0].startswith("line 12: print(x, 'answer')") and "'41 answer'" in wrong[0] and "'42 answer'" in wrong[0]
+    assert wrong[1].startswith("line 20: for i in range(2):")
+    with pytest.raises(ZeroDivisionError) as info:          # errors keep the page's line numbers
+        run_block("a = 1\nb = a / 0\n", 30, {}, "page.md")
+    assert info.traceback[-1].lineno + 1 == 32
 
 
 def test_not_run_is_rare():
