@@ -823,6 +823,12 @@ def test_default_chunk_does_not_depend_on_the_call():
     assert _same(*runs)
     adaptive = [measure(arch, MeasureOptions(rel_se=0.1, device="cpu", seed=2)) for _ in range(2)]
     assert _same(*adaptive)
+    # nor on the mode: the adaptive run (one default chunk, 256 networks) is a prefix of the fixed
+    # run; a chunk chosen from nets, max_nets or the mode would draw other networks, as chunk=64 does
+    n = adaptive[0].n_nets
+    assert n < 300 and all(np.array_equal(runs[0].per_net[s][:n], adaptive[0].per_net[s]) for s in STATISTICS)
+    other = measure(arch, MeasureOptions(nets=n, chunk=64, device="cpu", seed=2))
+    assert not np.array_equal(other.per_net["grad_logit_l2_sq"], adaptive[0].per_net["grad_logit_l2_sq"])
 
 
 # ============================================================================================
