@@ -3,28 +3,35 @@
 Every claim has a *kind* and a *verdict* (``pass | fail | inconclusive | not-covered``):
 
 ``exact``
-    Under (H) the annealed value is exact in expectation, so the measured mean over independent
-    networks is tested against the exact prediction with a two-sided z-test at ``confidence``
-    (corrected for the skewness of the per-network values, Johnson 1978):
-    **fail** when ``|mean - pred| > z * se``; otherwise **inconclusive** when the test could not
-    detect a relative error of ``detectable`` (5 %) with probability ``power``, i.e. when
-    ``(z + z_power) * se > detectable * |pred|``; otherwise **pass**.  A correct prediction
-    passes with probability ``confidence`` once enough networks are drawn, and a prediction
-    off by 5 % is rejected with probability at least ``power``.
-``approximate``
-    With deterministic merges (average pooling, residual sums), H1 fails in real networks and
-    the measured value exceeds the annealed one by a few per cent or more (THEORY.md section 4b).
-    The measured excess ``mean / pred - 1`` is reported with its confidence interval and verdict
-    ``not-covered``; with a stated ``tolerance``, the claim "within ``tolerance`` of the annealed
-    value" is an equivalence test instead: **pass** when the interval lies inside
-    ``[-tolerance, tolerance]``, **fail** when it lies outside, else **inconclusive**.  (Average
-    pooling is tested as a scaling law in the pooling degree, Theorems 7 and 11.)
+    The prediction is a theorem for real networks (THEORY.md section 4c: symmetric weights, zero
+    bias, no deterministic merge), so the mean over independent networks is tested against it.
+    The interval is :func:`initstats.inference.mean_interval` (the normal interval widened for
+    heavy right tails by a studentized bootstrap whose world extrapolates the tail); the
+    p-value is the smallest level whose interval excludes the prediction.  **fail** when
+    ``p < 1 - confidence``; otherwise **inconclusive** when the interval is too wide to detect a
+    relative error of ``detectable`` (5 %) with probability ``power``, i.e. when
+    ``max half-width * (1 + z_power / z) > detectable * |mean|``; otherwise **pass**.  The verdict
+    is monotone in the size of the error: moving the prediction away from the mean can only
+    turn pass into inconclusive into fail (``inconclusive`` does not depend on the prediction).
+``excess``
+    With deterministic merges (average pooling, residual sums) the gates of paths that merge again
+    are correlated in real networks, so the real ``E||grad f||^2`` exceeds the annealed value
+    (section 4b).  The relative excess ``mean / annealed - 1`` with its interval is tested for
+    equivalence within ``tolerance``: **pass** when the interval lies inside
+    ``[-tolerance, tolerance]``, **fail** when it lies outside, else **inconclusive**.  It counts
+    in the run's verdict like any other claim.
 ``scaling``
-    A weighted least-squares fit of ``log(mean)`` on ``log(x)`` (weights from the standard errors,
-    inflated by the Birge ratio when the points scatter more than their errors) gives an exponent
-    with a confidence interval; the same equivalence test with an exponent ``tolerance``.
+    A weighted least-squares fit of ``log(mean)`` on ``log(x)`` gives an exponent with an interval.
+    Against an exponent the exact engine implies (``tolerance=None``) the test is two-sided and
+    can fail on any error it can detect (inconclusive when the interval could not detect an
+    exponent error of ``detectable``); against an asymptotic exponent (``tolerance`` given) it is
+    an equivalence test within the tolerance.
 ``not-covered``
     Max pooling and BatchNorm lie outside (H): the measurement is reported, no theorem is tested.
+
+:func:`holm` adjusts the p-values of the claims of one run (Holm's step-down) and turns a claim
+that fails only at the per-claim level into ``inconclusive``: a correct implementation then
+makes a run exit 1 with probability at most ``1 - confidence``, however many claims it tests.
 
 This module is pure arithmetic (numpy, scipy); it imports no torch.
 """
@@ -33,13 +40,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["SCALING_LAWS", "VERDICTS", "KINDS", "Claim", "Fit", "exact_claim", "approximate_claim", "scaling_claim",
-           "not_covered_claim", "loglog_fit", "combine_verdicts", "z_value"]
+from .inference import MeanInterval, mean_interval, normal_interval, z_value
+from .inference import holm as holm_p_values
+
+__all__ = ["SCALING_LAWS", "VERDICTS", "KINDS", "Claim", "Fit", "exact_claim", "excess_claim", "approximate_claim",
+           "scaling_claim", "not_covered_claim", "loglog_fit", "combine_verdicts", "z_value", "holm"]
 
 #: statistic -> (predicted exponent in d, divide by sqrt(2 ln d) first?, statement)
 SCALING_LAWS: dict[str, tuple[float, bool, str]] = {
@@ -51,20 +61,19 @@ SCALING_LAWS: dict[str, tuple[float, bool, str]] = {
 }
 
 VERDICTS = ("pass", "fail", "inconclusive", "not-covered")
-KINDS = ("exact", "approximate", "scaling", "not-covered")
+KINDS = ("exact", "excess", "scaling", "not-covered")
 
 
-def z_value(confidence: float) -> float:
-    """Two-sided normal quantile: 2.576 for 99 %."""
-    return float(norm.ppf(0.5 + confidence / 2))
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """One tested statement and its verdict.
 
     ``estimate``/``ci_low``/``ci_high`` are on the scale of ``predicted`` (a value for exact
-    claims, a relative excess for approximate ones, an exponent for scaling ones).
+    claims, a relative excess for excess claims, an exponent for scaling ones).  ``statistic``,
+    ``d``, ``output`` and ``pool`` say what was measured; ``p_value`` is the per-claim p-value
+    (None for equivalence tests) and ``p_adjusted`` its Holm-adjusted value over the run.
+    ``tolerance`` is the relative error an exact claim must detect, the band of an equivalence
+    test, or the exponent error a scaling claim must detect.
     """
 
     claim: str
@@ -80,6 +89,13 @@ class Claim:
     confidence: float | None = None
     d: int | None = None
     detail: str = ""
+    statistic: str | None = None
+    output: str | None = None
+    pool: int | None = None
+    n_nets: int | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    interval: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -91,48 +107,62 @@ class Claim:
         return asdict(self)
 
 
-def _johnson_t(z0: float, skewness: float | None, n: int | None) -> float:
-    """Johnson's (1978) skewness-corrected t statistic, ``t + g (1 + 2 t^2) / (6 sqrt(n))``."""
-    if skewness is None or n is None or not math.isfinite(skewness):
-        return z0
-    return z0 + skewness * (1 + 2 * z0 * z0) / (6 * math.sqrt(n))
+def _interval(mean: float | None, se: float | None, values, confidence: float, seed: int) -> MeanInterval:
+    if values is not None:
+        return mean_interval(values, confidence, seed=seed)
+    if mean is None or se is None:
+        raise ValueError("give either values or mean and se")
+    return normal_interval(mean, se, confidence)
 
 
-def exact_claim(name: str, statement: str, mean: float, se: float, predicted: float, *, confidence: float = 0.99,
-                detectable: float = 0.05, power: float = 0.8, d: int | None = None, n: int | None = None,
-                skewness: float | None = None, min_n: int = 30) -> Claim:
+def exact_claim(name: str, statement: str, mean: float | None = None, se: float | None = None,
+                predicted: float = math.nan, *, values: Sequence[float] | np.ndarray | None = None,
+                confidence: float = 0.99, detectable: float = 0.05, power: float = 0.8, d: int | None = None,
+                n: int | None = None, min_n: int = 30, seed: int = 0, **fields) -> Claim:
     """Two-sided test of ``E[X] = predicted`` (see the module docstring).
 
-    With ``n`` and the sample ``skewness`` of the per-network values, the z statistic is
-    corrected for skewness (Johnson 1978): per-network gradient norms are right-skewed, and the
-    plain z-test rejects a correct prediction too often with a few hundred networks.  Fewer than
-    ``min_n`` networks give no pass/fail verdict (unless every network gave the same value).
+    Give the per-network ``values`` for the interval calibrated under heavy tails; with only
+    ``mean`` and ``se`` the normal interval is used.  Fewer than ``min_n`` networks give no
+    pass/fail verdict (unless every network gave the same value).  Extra keyword ``fields``
+    (``statistic``, ``output``, ``pool``) are stored on the claim.
+
+    Examples
+    --------
+    >>> exact_claim("total", "E||grad f||^2 = 2", 2.01, 0.02, 2.0).verdict
+    'pass'
+    >>> exact_claim("total", "E||grad f||^2 = 2", 2.20, 0.02, 2.0).verdict
+    'fail'
     """
-    z = z_value(confidence)
-    lo, hi = mean - z * se, mean + z * se
+    ci = _interval(mean, se, values, confidence, seed)
+    n = ci.n if ci.n >= 0 else n
+    mean, se = ci.mean, ci.stderr
     rel = mean / predicted - 1 if predicted else math.nan
-    if math.isfinite(se) and se == 0:
-        t = 0.0 if mean == predicted else math.inf
-    else:
-        t = _johnson_t((mean - predicted) / se, skewness, n) if math.isfinite(se) else math.nan
+    p = ci.p_value(predicted)
+    z = z_value(confidence)
+    lo_w, hi_w = ci.half_widths()
     if not math.isfinite(se) or (n is not None and n < min_n and se > 0):
         verdict = "inconclusive"
-        why = f"only {n} networks: too few for a normal approximation (need {min_n})" if math.isfinite(se) \
+        why = f"only {n} networks: too few for an interval (need {min_n})" if math.isfinite(se) \
             else "too few networks for a standard error"
-    elif abs(t) > z:
+    elif p < 1 - confidence:
         verdict = "fail"
         why = (f"measured {mean:.5g} ± {se:.2g} differs from {predicted:.5g} by {rel:+.2%} "
-               f"({abs(mean - predicted) / se if se > 0 else math.inf:.1f} standard errors)")
-    elif (z + float(norm.ppf(power))) * se > detectable * abs(predicted):
+               f"({abs(mean - predicted) / se if se > 0 else math.inf:.1f} standard errors; p = {p:.2g})")
+    elif max(lo_w, hi_w) * (1 + float(norm.ppf(power)) / z) > detectable * abs(mean) or not math.isfinite(hi_w):
         verdict = "inconclusive"
-        why = (f"consistent ({rel:+.2%}), but the standard error {se / abs(predicted):.2%} is too large to detect a "
-               f"{detectable:.0%} error with {power:.0%} power; draw more networks")
+        why = (f"consistent ({rel:+.2%}), but the {confidence:.0%} interval {ci.low:.4g} .. {ci.high:.4g} is too wide "
+               f"to detect a {detectable:.0%} error with {power:.0%} power; draw more networks")
     else:
         verdict = "pass"
-        why = f"measured {mean:.5g} ± {se:.2g}, {rel:+.2%} from the prediction, within {z:.2f} standard errors"
-    if skewness is not None and n is not None and verdict in ("pass", "fail"):
-        why += f" (skewness-corrected test, skewness {skewness:.2g} over {n} networks)"
-    return Claim(name, "exact", verdict, statement, predicted, mean, se, lo, hi, detectable, confidence, d, why)
+        why = (f"measured {mean:.5g} ± {se:.2g}, {rel:+.2%} from the prediction, inside the {confidence:.0%} "
+               f"interval {ci.low:.5g} .. {ci.high:.5g}")
+    if ci.method == "tail-bootstrap" and ci.tail_index is not None and ci.high - mean > 1.2 * z * se:
+        why += f" (right tail of index {ci.tail_index:.2g}: the interval is widened above the mean)"
+    elif ci.method == "too-heavy":
+        why += f" (right tail of index {ci.tail_index:.2g}: the mean has no upper bound from these networks)"
+    return Claim(claim=name, kind="exact", verdict=verdict, statement=statement, predicted=predicted, estimate=mean,
+                 stderr=se, ci_low=ci.low, ci_high=ci.high, tolerance=detectable, confidence=confidence, d=d,
+                 detail=why, n_nets=n, p_value=p, interval=ci.method, **fields)
 
 
 def _equivalence(lo: float, hi: float, centre: float, tolerance: float) -> str:
@@ -143,26 +173,38 @@ def _equivalence(lo: float, hi: float, centre: float, tolerance: float) -> str:
     return "inconclusive"
 
 
+def excess_claim(name: str, statement: str, mean: float | None = None, se: float | None = None,
+                 predicted: float = math.nan, *, values: Sequence[float] | np.ndarray | None = None,
+                 tolerance: float = 0.1, cause: str = "deterministic merges", confidence: float = 0.99,
+                 d: int | None = None, seed: int = 0, **fields) -> Claim:
+    """The excess ``mean / predicted - 1`` over an annealed value, tested for equivalence within ``tolerance``.
+
+    ``cause`` names why the annealed value is not exact for real networks (it goes into the detail).
+
+    Examples
+    --------
+    >>> c = excess_claim("pooled", "within 10 %", 0.0322, 0.0002, 0.03125)
+    >>> c.kind, c.verdict, round(c.estimate, 4)
+    ('excess', 'pass', 0.0304)
+    """
+    if tolerance is None or not tolerance > 0:
+        raise ValueError(f"tolerance={tolerance!r}: an excess claim needs a positive tolerance")
+    ci = _interval(mean, se, values, confidence, seed)
+    excess, excess_se = ci.mean / predicted - 1, ci.stderr / abs(predicted)
+    lo, hi = ci.low / predicted - 1, ci.high / predicted - 1
+    verdict = _equivalence(lo, hi, 0.0, tolerance)
+    why = (f"measured/annealed - 1 = {excess:+.2%} (CI {lo:+.2%} .. {hi:+.2%}), tested against ±{tolerance:.0%}; "
+           f"{cause}")
+    return Claim(claim=name, kind="excess", verdict=verdict, statement=statement, predicted=0.0, estimate=excess,
+                 stderr=excess_se, ci_low=lo, ci_high=hi, tolerance=tolerance, confidence=confidence, d=d,
+                 detail=why, n_nets=ci.n if ci.n >= 0 else None, interval=ci.method, **fields)
+
+
 def approximate_claim(name: str, statement: str, mean: float, se: float, predicted: float, *,
                       tolerance: float | None = None, confidence: float = 0.99, d: int | None = None) -> Claim:
-    """The excess ``mean / predicted - 1`` over an annealed value, with its confidence interval.
-
-    Without ``tolerance`` the excess is reported with verdict ``not-covered``: where deterministic
-    merges break H1 the annealed value is not an exact prediction of real networks, and no
-    theorem says by how much they differ.  With a ``tolerance`` the claim "within ``tolerance``
-    of the annealed value" is tested for equivalence.
-    """
-    z = z_value(confidence)
-    excess, excess_se = mean / predicted - 1, se / abs(predicted)
-    lo, hi = excess - z * excess_se, excess + z * excess_se
-    why = f"measured/annealed - 1 = {excess:+.2%} (CI {lo:+.2%} .. {hi:+.2%}); deterministic merges break H1"
-    if tolerance is None:
-        verdict = "not-covered"
-        why += ", so the annealed value is not exact for real networks (reported, not tested)"
-    else:
-        verdict = _equivalence(lo, hi, 0.0, tolerance)
-        why += f"; tested against a tolerance of ±{tolerance:.0%}"
-    return Claim(name, "approximate", verdict, statement, 0.0, excess, excess_se, lo, hi, tolerance, confidence, d, why)
+    """Deprecated name of :func:`excess_claim` (a missing tolerance means 10 %)."""
+    return excess_claim(name, statement, mean, se, predicted, tolerance=0.1 if tolerance is None else tolerance,
+                        confidence=confidence, d=d)
 
 
 @dataclass(frozen=True)
@@ -205,26 +247,89 @@ def loglog_fit(x: Sequence[float], mean: Sequence[float], se: Sequence[float]) -
 
 
 def scaling_claim(name: str, statement: str, x: Sequence[float], mean: Sequence[float], se: Sequence[float],
-                  exponent: float, *, tolerance: float = 0.1, confidence: float = 0.99) -> Claim:
-    """Fitted exponent against a predicted one, equivalence within ``tolerance``."""
+                  exponent: float, *, tolerance: float | None = 0.1, detectable: float = 0.05, power: float = 0.8,
+                  confidence: float = 0.99, **fields) -> Claim:
+    """Fitted exponent against a predicted one.
+
+    With ``tolerance=None`` the predicted exponent is exact (implied by exact finite-d values): the
+    claim fails when it lies outside the interval, and is inconclusive when the interval could not
+    detect an exponent error of ``detectable`` with ``power``.  With a ``tolerance`` (asymptotic
+    exponents) it is an equivalence test: pass inside ``exponent +- tolerance``, fail outside.
+
+    Examples
+    --------
+    >>> x = [768, 3072, 12288]
+    >>> scaling_claim("l2", "d^0", x, [2.0, 2.0, 2.0], [0.02, 0.02, 0.02], 0.0, tolerance=None).verdict
+    'pass'
+    >>> scaling_claim("l2", "d^0", x, [2.0 * v ** 0.05 for v in x], [0.02, 0.02, 0.02], 0.0, tolerance=None).verdict
+    'fail'
+    """
     fit = loglog_fit(x, mean, se)
     z = z_value(confidence)
     lo, hi = fit.exponent - z * fit.stderr, fit.exponent + z * fit.stderr
-    verdict = _equivalence(lo, hi, exponent, tolerance)
-    why = (f"fitted exponent {fit.exponent:+.3f} ± {fit.stderr:.3f} (CI {lo:+.3f} .. {hi:+.3f}) over {len(x)} points, "
-           f"predicted {exponent:+.3f} ± {tolerance}" + (f"; points scatter {fit.birge:.1f}x their errors"
-                                                          if fit.birge > 1.5 else ""))
+    scatter = f"; points scatter {fit.birge:.1f}x their errors" if fit.birge > 1.5 else ""
+    p_value = None
+    if tolerance is None:
+        p_value = 2 * float(norm.sf(abs(fit.exponent - exponent) / fit.stderr)) if fit.stderr > 0 else \
+            float(fit.exponent != exponent)
+        if not math.isfinite(fit.stderr):
+            verdict, p_value = "inconclusive", 1.0
+        elif p_value < 1 - confidence:
+            verdict = "fail"
+        elif z * fit.stderr * (1 + float(norm.ppf(power)) / z) > detectable:
+            verdict = "inconclusive"
+        else:
+            verdict = "pass"
+        why = (f"fitted exponent {fit.exponent:+.4f} ± {fit.stderr:.4f} (CI {lo:+.4f} .. {hi:+.4f}) over {len(x)} "
+               f"points, exact exponent {exponent:+.4f}" + scatter)
+        if verdict == "inconclusive" and math.isfinite(fit.stderr):
+            why += f"; the interval cannot detect an exponent error of {detectable:g}"
+        tol = detectable
+    else:
+        verdict = _equivalence(lo, hi, exponent, tolerance)
+        why = (f"fitted exponent {fit.exponent:+.3f} ± {fit.stderr:.3f} (CI {lo:+.3f} .. {hi:+.3f}) over {len(x)} "
+               f"points, predicted {exponent:+.3f} ± {tolerance:g}" + scatter)
+        tol = tolerance
     if verdict == "inconclusive" and len(x) < 3:
         why += "; give more dimensions"
-    return Claim(name, "scaling", verdict, statement, exponent, fit.exponent, fit.stderr, lo, hi, tolerance,
-                 confidence, None, why)
+    return Claim(claim=name, kind="scaling", verdict=verdict, statement=statement, predicted=exponent,
+                 estimate=fit.exponent, stderr=fit.stderr, ci_low=lo, ci_high=hi, tolerance=tol,
+                 confidence=confidence, detail=why, p_value=p_value, **fields)
 
 
 def not_covered_claim(name: str, statement: str, reason: str, *, estimate: float | None = None,
-                      stderr: float | None = None, d: int | None = None) -> Claim:
+                      stderr: float | None = None, d: int | None = None, **fields) -> Claim:
     """A measurement outside the theory's hypotheses: reported, not tested."""
-    return Claim(name, "not-covered", "not-covered", statement, None, estimate, stderr, None, None, None, None, d,
-                 reason)
+    return Claim(claim=name, kind="not-covered", verdict="not-covered", statement=statement, estimate=estimate,
+                 stderr=stderr, d=d, detail=reason, **fields)
+
+
+def holm(claims: Sequence[Claim], confidence: float = 0.99) -> tuple[Claim, ...]:
+    """Holm's step-down correction over the claims of one run that carry a p-value.
+
+    Each such claim gets ``p_adjusted``; one that failed at its own level but not after the
+    adjustment becomes ``inconclusive`` (its interval excludes the prediction, yet over this many
+    claims a correct implementation would show one such miss too often).  Family-wise: a correct
+    implementation fails any claim of the run with probability at most ``1 - confidence``.
+
+    Examples
+    --------
+    >>> cs = [exact_claim(f"c{i}", "", 1.0 + 2.7 * 0.01, 0.01, 1.0) for i in range(3)]
+    >>> [c.verdict for c in cs], [c.verdict for c in holm(cs)]
+    (['fail', 'fail', 'fail'], ['inconclusive', 'inconclusive', 'inconclusive'])
+    """
+    tested = [i for i, c in enumerate(claims) if c.p_value is not None and c.verdict != "not-covered"]
+    adjusted = holm_p_values([claims[i].p_value for i in tested])  # type: ignore[misc]
+    out = list(claims)
+    alpha = 1 - confidence
+    for i, p_adj in zip(tested, adjusted):
+        c = out[i]
+        if c.verdict == "fail" and p_adj >= alpha:
+            c = replace(c, verdict="inconclusive",
+                        detail=c.detail + f"; not significant after Holm's correction over {len(tested)} claims "
+                                          f"(adjusted p = {p_adj:.2g})")
+        out[i] = replace(c, p_adjusted=p_adj)
+    return tuple(out)
 
 
 def combine_verdicts(verdicts: Sequence[str]) -> str:

@@ -28,19 +28,21 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .claims import (SCALING_LAWS, Claim, approximate_claim, combine_verdicts, exact_claim, loglog_fit,
-                     not_covered_claim, scaling_claim)
+from .claims import (SCALING_LAWS, Claim, combine_verdicts, exact_claim, excess_claim, holm, not_covered_claim,
+                     scaling_claim)
 from .errors import OptionError
 from .exact import analyse
 from .exact.results import GraphAnalysis, OutputAnalysis
 from .families import make_arch, with_avgpool, with_logit_relu
+from .inference import MeanInterval, mean_interval
+from .scaling import ScalingPoint, scaling_claims
 from .spec import Arch
 
 __all__ = ["VerifySettings", "Verification", "verify_family", "verify_graph", "border_rings", "SCALING_LAWS"]
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VerifySettings:
     """Confidence levels and tolerances of the verdicts (see :mod:`initstats.claims`).
 
@@ -52,27 +54,41 @@ class VerifySettings:
         Relative error an exact claim must be able to detect (5 %), with ``power``.
     map_detectable : float
         The same for each ring of the per-coordinate map (fewer coordinates, more noise).
-    approx_tolerance : float, optional
-        With deterministic merges H1 breaks and the excess over the annealed value is reported
-        (verdict ``not-covered``); give a tolerance to test "within tolerance" instead.
+    excess_tolerance : float
+        With deterministic merges the real value exceeds the annealed one (H1 fails in real
+        networks); an excess claim passes when the excess's interval lies within this band.
     exponent_tolerance : float
-        Tolerance on fitted exponents.
+        Tolerance of exponents tested against asymptotic laws without an exact finite-d reference
+        (the pooling law of Theorems 7/11; the d-exponent of networks with deterministic merges).
+    detectable_exponent : float
+        Exponent error that a scaling claim with an exact reference must be able to detect.
+    bridge_tolerance : float
+        Tolerance of exponents tested against the finite-d Gaussian references of the l1 and
+        l_inf norms (:mod:`initstats.scaling`).
+    holm : bool
+        Holm's correction over the run's tested claims (default on): a correct implementation
+        then fails some claim of the run with probability at most ``1 - confidence``.
     """
 
     confidence: float = 0.99
     detectable: float = 0.05
     map_detectable: float = 0.10
     power: float = 0.8
-    approx_tolerance: float | None = None
+    excess_tolerance: float = 0.10
     exponent_tolerance: float = 0.1
+    detectable_exponent: float = 0.05
+    bridge_tolerance: float = 0.05
+    holm: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("confidence", "detectable", "map_detectable", "power", "approx_tolerance", "exponent_tolerance"):
+        for name in ("confidence", "detectable", "map_detectable", "power", "excess_tolerance", "exponent_tolerance",
+                     "detectable_exponent", "bridge_tolerance"):
             v = getattr(self, name)
-            if v is None and name == "approx_tolerance":
-                continue
-            if not (isinstance(v, (int, float)) and 0 < v < 1):
-                raise OptionError(f"{name}={v!r} is invalid; expected a number in (0, 1)")
+            upper = math.inf if name == "excess_tolerance" else 1  # an excess may be tolerated beyond 100 %
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v < upper):
+                raise OptionError(f"{name}={v!r} is invalid; expected a number in (0, {upper})")
+        if not isinstance(self.holm, bool):
+            raise OptionError(f"holm={self.holm!r} is invalid; expected True or False")
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +100,7 @@ class Verification:
     measurements: tuple = field(repr=False, default=())
     analyses: tuple[GraphAnalysis, ...] = field(repr=False, default=())
     labels: tuple[str, ...] = ()  # one per measurement, e.g. "px=32" or "px=32,pool=2"
+    warnings: tuple[str, ...] = ()  # e.g. precision targets not reached
 
     @property
     def verdict(self) -> str:
@@ -98,10 +115,11 @@ class Verification:
         return pd.DataFrame([c.to_dict() for c in self.claims])
 
     def to_dict(self) -> dict:
-        """``{"rows": [...], "claims": [...]}`` (JSON-ready; NaN become None)."""
+        """``{"rows": [...], "claims": [...], "warnings": [...]}`` (JSON-ready; NaN become None)."""
         rows = [{k: _clean(v) for k, v in r.items() if not (k in ("predicted", "output", "pool") and _clean(v) is None)}
                 for r in self.rows.to_dict(orient="records")]
-        return {"rows": rows, "claims": [{k: _clean(v) for k, v in c.to_dict().items()} for c in self.claims]}
+        return {"rows": rows, "claims": [{k: _clean(v) for k, v in c.to_dict().items()} for c in self.claims],
+                "warnings": list(self.warnings)}
 
 
 def _clean(v: object) -> object:
@@ -144,97 +162,99 @@ def _value_groups(pred: np.ndarray, max_groups: int = 4) -> tuple[np.ndarray, li
 
 
 _NOT_COVERED = {"maxpool": "max pooling", "batchnorm": "BatchNorm"}
+_MERGES = {"avgpool": "average pooling", "sum": "residual sums"}
+#: what an exact claim rests on (THEORY.md section 4c)
+EXACT_BASIS = "exact for real networks: symmetric weights, zero biases, no deterministic merge of ReLU paths"
 
 
-def _reason_outside(out: OutputAnalysis, kinds: set[str]) -> str:
-    names = [r for k, r in _NOT_COVERED.items() if k in kinds]
-    return f"outside (H): {' and '.join(names) or 'unsupported nodes'}; no theorem covers it"
+def _reason_outside(out: OutputAnalysis) -> str:
+    names = [r for k, r in _NOT_COVERED.items() if k in out.node_kinds]
+    if names:
+        return f"outside (H): {' and '.join(names)}; no theorem covers it"
+    return out.grad_sq_reason or "outside (H): no annealed value; no theorem covers it"
 
 
-def _why_no_theorem(kinds: set[str]) -> str:
-    if "sum" in kinds:
-        return "residual sums (paths of different lengths)"
-    if "linear" in kinds:
-        return "hidden layers without ReLU"
-    return "non-uniform pooling degrees"
+def claim_kind(out: OutputAnalysis) -> str:
+    """``'exact'``, ``'excess'`` or ``'not-covered'``: what the annealed value is for real networks.
+
+    Without an annealed value: not covered.  With ReLU nodes and deterministic merges (average
+    pools, sums) on the paths: the gates of merging paths are correlated, so real networks exceed
+    the annealed value (excess).  Otherwise the annealed value is exact (THEORY.md section 4c).
+    """
+    if out.grad_sq is None:
+        return "not-covered"
+    if "relu" in out.node_kinds and out.node_kinds & set(_MERGES):
+        return "excess"
+    return "exact"
 
 
-def _per_network_claims(label: str, out: OutputAnalysis, m, output: int, groups: np.ndarray, group_labels: list[str],
-                        kinds: set[str], settings: VerifySettings) -> list[Claim]:
-    """Claims on E||grad f||^2 and its per-coordinate map for one measured output."""
-    mean, se = m.mean_se("grad_logit_l2_sq", output)
+def _merge_cause(out: OutputAnalysis) -> str:
+    names = " and ".join(r for k, r in _MERGES.items() if k in out.node_kinds)
+    cause = (f"{names} merge paths through deterministic weights after ReLUs: the gates of merging paths are "
+             f"correlated in real networks (H1 fails there; THEORY.md 4b), so the annealed value is not exact")
+    if not out.h5_holds:
+        cause += "; H5 fails (a node has several deterministic out-edges): the annealed value includes their cross terms"
+    return cause
+
+
+def _per_network_claims(label: str, out: OutputAnalysis, m, index: int, groups: np.ndarray, group_labels: list[str],
+                        settings: VerifySettings, seed: int, **fields) -> tuple[list[Claim], MeanInterval]:
+    """Claims on E||grad f||^2 and its per-coordinate map for the measured output ``index``, and the interval of the total."""
+    values = m.per_net["grad_logit_l2_sq"][:, index]
+    ci = mean_interval(values, settings.confidence, seed=seed)
     d = m.d
-    if out.hypothesis == "outside" or out.grad_sq is None:
-        return [not_covered_claim(f"grad_sq_total[{label}]", f"E||grad f||^2 at d={d} (measured only)",
-                                  f"measured {mean:.5g} ± {se:.2g}; {_reason_outside(out, kinds)}",
-                                  estimate=mean, stderr=se, d=d)]
+    name = f"grad_sq_total[{label}]"
+    fields = dict(statistic="grad_logit_l2_sq", d=d, **fields)
+    kind = claim_kind(out)
+    if kind == "not-covered":
+        return [not_covered_claim(name, f"E||grad f||^2 at d={d} (measured only)",
+                                  f"measured {ci.mean:.5g} ± {ci.stderr:.2g}; {_reason_outside(out)}",
+                                  estimate=ci.mean, stderr=ci.stderr, **fields)], ci
     pred = float(out.grad_sq_total)  # type: ignore[arg-type]
     source = "He init: 2/prod a_i" if out.theorem_holds else "exact per-edge variances"
-    statement = f"E||grad f||^2 at d={d} equals the annealed prediction {pred:.6g} ({source})"
-    if out.hypothesis == "H'":
-        return [approximate_claim(f"grad_sq_total[{label}]", statement, mean, se, pred,
-                                  tolerance=settings.approx_tolerance, confidence=settings.confidence, d=d)]
-    claims = [exact_claim(f"grad_sq_total[{label}]", statement, mean, se, pred, confidence=settings.confidence,
-                          detectable=settings.detectable, power=settings.power, d=d, n=m.n_nets,
-                          skewness=m.skewness("grad_logit_l2_sq", output))]
+    if kind == "excess":
+        statement = (f"E||grad f||^2 at d={d} is within {settings.excess_tolerance:.0%} of the annealed value "
+                     f"{pred:.6g} ({source})")
+        return [excess_claim(name, statement, predicted=pred, values=values, tolerance=settings.excess_tolerance,
+                             cause=_merge_cause(out), confidence=settings.confidence, seed=seed, **fields)], ci
+    statement = f"E||grad f||^2 at d={d} equals the annealed prediction {pred:.6g} ({source}; {EXACT_BASIS})"
+    claims = [exact_claim(name, statement, predicted=pred, values=values, confidence=settings.confidence,
+                          detectable=settings.detectable, power=settings.power, seed=seed, **fields)]
     if len(group_labels) > 1:
-        pred_map = out.grad_sq.to_numpy()
-        pred_groups = np.bincount(groups, weights=pred_map, minlength=len(group_labels))
-        g_mean, g_se = m.group_mean_se(output)
-        g_skew = m.group_skewness(output)
-        # Bonferroni over the groups keeps the claim's overall confidence
-        conf = 1 - (1 - settings.confidence) / len(group_labels)
-        parts = [exact_claim("", "", float(g_mean[i]), float(g_se[i]), float(pred_groups[i]), confidence=conf,
-                             detectable=settings.map_detectable, power=settings.power, n=m.n_nets,
-                             skewness=float(g_skew[i]))
-                 for i in range(len(group_labels))]
-        verdict = combine_verdicts([p.verdict for p in parts])
-        worst = max(range(len(parts)), key=lambda i: abs(parts[i].estimate / parts[i].predicted - 1))
-        detail = "; ".join(f"{lab}: {p.estimate / p.predicted - 1:+.1%} ± {p.stderr / p.predicted:.1%} ({p.verdict})"
-                           for lab, p in zip(group_labels, parts))
-        claims.append(Claim(f"grad_sq_map[{label}]", "exact", verdict,
-                            f"the per-coordinate map E(df/dx_i)^2 at d={d} matches the exact one on "
-                            f"{len(parts)} coordinate groups", parts[worst].predicted, parts[worst].estimate,
-                            parts[worst].stderr, parts[worst].ci_low, parts[worst].ci_high, settings.map_detectable,
-                            settings.confidence, d, detail))
-    return claims
+        claims.append(_map_claim(label, out, m, index, groups, group_labels, settings, seed, fields))
+    return claims, ci
 
 
-def _scaling_claims(points: list[tuple[int, object]], covered: bool, reason: str,
-                    settings: VerifySettings, exact_totals: Sequence[float | None] = ()) -> list[Claim]:
-    """Exponents in d for the statistics of :data:`SCALING_LAWS`.
+def _map_claim(label: str, out: OutputAnalysis, m, index: int, groups: np.ndarray, group_labels: list[str],
+               settings: VerifySettings, seed: int, fields: dict) -> Claim:
+    """The per-coordinate map on groups of coordinates, Bonferroni over the groups."""
+    pred_map = out.grad_sq.to_numpy()  # type: ignore[union-attr]
+    pred_groups = np.bincount(groups, weights=pred_map, minlength=len(group_labels))
+    conf = 1 - (1 - settings.confidence) / len(group_labels)
+    sums = m.group_sums[:, index, :]
+    parts = [exact_claim("", "", predicted=float(pred_groups[i]), values=sums[:, i], confidence=conf,
+                         detectable=settings.map_detectable, power=settings.power, seed=seed + i)
+             for i in range(len(group_labels))]
+    verdict = combine_verdicts([p.verdict for p in parts])
+    worst = max(range(len(parts)), key=lambda i: abs(parts[i].estimate / parts[i].predicted - 1))
+    detail = "; ".join(f"{lab}: {p.estimate / p.predicted - 1:+.1%} ± {p.stderr / p.predicted:.1%} ({p.verdict})"
+                       for lab, p in zip(group_labels, parts))
+    p_value = min(1.0, len(parts) * min(p.p_value for p in parts))  # type: ignore[type-var]
+    w = parts[worst]
+    return Claim(claim=f"grad_sq_map[{label}]", kind="exact", verdict=verdict,
+                 statement=f"the per-coordinate map E(df/dx_i)^2 at d={m.d} matches the exact one on {len(parts)} "
+                           f"coordinate groups ({EXACT_BASIS})",
+                 predicted=w.predicted, estimate=w.estimate, stderr=w.stderr, ci_low=w.ci_low, ci_high=w.ci_high,
+                 tolerance=settings.map_detectable, confidence=settings.confidence, detail=detail, n_nets=m.n_nets,
+                 p_value=p_value, interval=w.interval, **{**fields, "statistic": "grad_logit_sq_map"})
 
-    ``exact_totals`` are the exact ``E||grad f||^2`` at each d.  Where they change with d (zero
-    padding: H3 fails near the border) each claim's detail says by how much, since the theorems'
-    exponents then hold only once the border is negligible.
-    """
-    claims = []
-    ds = [d for d, _ in points]
-    note = ""
-    if len(exact_totals) == len(ds) and all(t is not None and t > 0 for t in exact_totals) \
-            and max(exact_totals) > min(exact_totals) * (1 + 1e-9):  # type: ignore[type-var, operator]
-        slope = float(np.polyfit(np.log(ds), np.log(np.asarray(exact_totals, dtype=float)), 1)[0])
-        note = (f"; the exact E||grad f||^2 itself changes with d here ({exact_totals[0]:.4g} .. "
-                f"{exact_totals[-1]:.4g}, exponent {slope:+.3f}: H3 fails near the border), so the "
-                "theorems' exponents hold only where the border is negligible")
-    for stat, (exponent, log_corrected, statement) in SCALING_LAWS.items():
-        means, ses = [], []
-        for d, m in points:
-            mean, se = m.mean_se(stat)  # type: ignore[attr-defined]
-            scale = math.sqrt(2 * math.log(d)) if log_corrected else 1.0
-            means.append(mean / scale)
-            ses.append(se / scale)
-        name = f"scaling:{stat}"
-        if not covered:
-            fit = loglog_fit(ds, means, ses)
-            claims.append(not_covered_claim(name, statement, f"fitted exponent {fit.exponent:+.3f} ± {fit.stderr:.3f} "
-                                            f"(theory {exponent:+g}); {reason}", estimate=fit.exponent,
-                                            stderr=fit.stderr))
-            continue
-        claim = scaling_claim(name, statement, ds, means, ses, exponent,
-                              tolerance=settings.exponent_tolerance, confidence=settings.confidence)
-        claims.append(replace(claim, detail=claim.detail + note))
-    return claims
+
+def _precision_warnings(label: str, m) -> list[str]:
+    if not m.short:
+        return []
+    why = "the network cap (--max-nets)" if m.stopped == "max_nets" else "the time budget (--max-time)"
+    return [f"{label}: stopped at {why} after {m.n_nets} networks with a relative standard error of "
+            f"{m.rel_se_reached:.2%}, short of the target {m.rel_se:.2%}"]
 
 
 def _measure_rows(m, px: int | None, pool: int | None, predicted_total: float | None) -> pd.DataFrame:
@@ -283,83 +303,115 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
     if len(set(dims)) != len(dims) or len(set(pools)) != len(pools):
         raise OptionError(f"dims {list(dims)} and pools {list(pools)} must not repeat values")
     var_scale = Fraction(1) if opt.init == "he" else Fraction(1, 2)
-    rows, claims, measurements, analyses, run_labels = [], [], [], [], []
-    by_pool: dict[int, list[tuple[int, object]]] = {}
-    covered_all, reasons = True, set()
+    rows, claims, measurements, analyses, run_labels, warnings = [], [], [], [], [], []
+    points: dict[int, list[ScalingPoint]] = {}
     grid: list[tuple[int, int, Arch]] = []
     for px in dims:
         base = make_arch(name, px, **(family_options or {}))
         for a in pools:
             arch = with_avgpool(base, a)
             grid.append((px, a, with_logit_relu(arch) if literal_h1 else arch))
+    budget = _Budget(opt.max_time, len(grid))
     for px, a, arch in grid:
         exact = analyse(arch, var_scale=var_scale)
         out = exact.outputs[0]
         groups, labels = border_rings(arch.input_shape)
         label = f"px={px}" + (f",pool={a}" if len(pools) > 1 else "")
         cb = (lambda done, total, _l=label: progress(_l, done, total)) if progress else None
-        m = measure(arch, opt, progress=cb, coord_groups=groups)
-        kinds = set(arch.node_kinds)
-        claims += _per_network_claims(label, out, m, 0, groups, labels, kinds, settings)
+        m = measure(arch, budget.options(opt), progress=cb, coord_groups=groups)
+        budget.spent(m.seconds)
+        new, ci = _per_network_claims(label, out, m, 0, groups, labels, settings, opt.seed,
+                                      pool=a if len(pools) > 1 else None)
+        claims += new
+        warnings += _precision_warnings(label, m)
         rows.append(_measure_rows(m, px, a if len(pools) > 1 else None,
                                   None if out.grad_sq_total is None else float(out.grad_sq_total)))
-        by_pool.setdefault(a, []).append((m.d, m))
+        points.setdefault(a, []).append(ScalingPoint(d=m.d, measurement=m, grad_sq=ci, kind=claim_kind(out),
+                                                     exact_map=None if out.grad_sq is None else out.grad_sq.to_numpy()))
         measurements.append(m)
         analyses.append(exact)
         run_labels.append(label)
-        if out.hypothesis == "outside":
-            covered_all = False
-            reasons.add(_reason_outside(out, kinds))
-        elif out.theorem_total is None:  # residual sums, hidden linear nodes: no theorem on the d-scaling
-            covered_all = False
-            reasons.add(f"no theorem covers {_why_no_theorem(kinds)}")
     if len(dims) >= 2:
-        totals = [None if x.outputs[0].grad_sq_total is None else float(x.outputs[0].grad_sq_total)
-                  for x, (_, a, _) in zip(analyses, grid) if a == pools[0]]
-        claims += _scaling_claims(by_pool[pools[0]], covered_all, "; ".join(sorted(reasons)), settings, totals)
+        first = points[pools[0]]
+        reasons = sorted({_reason_outside(x.outputs[0]) for x, (_, a, _) in zip(analyses, grid)
+                          if a == pools[0] and x.outputs[0].grad_sq is None})
+        claims += scaling_claims(first, confidence=settings.confidence, detectable=settings.detectable_exponent,
+                                 power=settings.power, bridge_tolerance=settings.bridge_tolerance,
+                                 exponent_tolerance=settings.exponent_tolerance, reason="; ".join(reasons))
     if len(pools) >= 2:
-        for i, px in enumerate(dims):
-            ms = [measurements[i * len(pools) + j] for j in range(len(pools))]
-            degrees = [a ** (len(grid[i * len(pools)][2].input_shape) - 1) for a in pools]
-            stat = [m.mean_se("grad_logit_l2_sq") for m in ms]
-            statement = f"E||grad f||^2 at {px} px decays like 1/a in the average-pooling degree a (Theorems 7, 11)"
-            name_ = f"scaling:pool[px={px}]"
-            if covered_all:
-                claims.append(scaling_claim(name_, statement, degrees, [s[0] for s in stat], [s[1] for s in stat],
-                                            -1.0, tolerance=settings.exponent_tolerance,
-                                            confidence=settings.confidence))
-            else:
-                claims.append(not_covered_claim(name_, statement, "; ".join(sorted(reasons))))
+        claims += _pool_claims(dims, pools, grid, measurements, analyses, settings)
+    if settings.holm:
+        claims = list(holm(claims, settings.confidence))
     return Verification(pd.concat(rows, ignore_index=True), tuple(claims), tuple(measurements), tuple(analyses),
-                        tuple(run_labels))
+                        tuple(run_labels), tuple(warnings))
+
+
+class _Budget:
+    """Splits a run's time budget (``max_time``) over its measurements, carrying unused time forward."""
+
+    def __init__(self, total: float | None, runs: int) -> None:
+        self.left, self.runs = total, runs
+
+    def options(self, opt):
+        if self.left is None:
+            return opt
+        return replace(opt, max_time=max(self.left / max(self.runs, 1), 1e-3))
+
+    def spent(self, seconds: float) -> None:
+        self.runs -= 1
+        if self.left is not None:
+            self.left = max(self.left - seconds, 0.0)
+
+
+def _pool_claims(dims, pools, grid, measurements, analyses, settings: VerifySettings) -> list[Claim]:
+    """Theorems 7/11: E||grad f||^2 ~ 1/a in the average-pooling degree a, per input size."""
+    claims = []
+    for i, px in enumerate(dims):
+        idx = range(i * len(pools), (i + 1) * len(pools))
+        outs = [analyses[j].outputs[0] for j in idx]
+        degrees = [a ** (len(grid[i * len(pools)][2].input_shape) - 1) for a in pools]
+        stat = [measurements[j].mean_se("grad_logit_l2_sq") for j in idx]
+        statement = f"E||grad f||^2 at {px} px decays like 1/a in the average-pooling degree a (Theorems 7, 11)"
+        name = f"scaling:pool[px={px}]"
+        if all(o.theorem_total is not None for o in outs):
+            claims.append(scaling_claim(name, statement, degrees, [s[0] for s in stat], [s[1] for s in stat], -1.0,
+                                        tolerance=settings.exponent_tolerance, confidence=settings.confidence,
+                                        statistic="grad_logit_l2_sq", d=measurements[idx[0]].d))
+        else:
+            why = sorted({_reason_outside(o) if o.grad_sq is None else "no theorem value (paths cross different "
+                          "pooling degrees, residual sums, hidden linear nodes or H5 fails)" for o in outs
+                          if o.theorem_total is None})
+            claims.append(not_covered_claim(name, statement, "; ".join(why), statistic="grad_logit_l2_sq",
+                                            d=measurements[idx[0]].d))
+    return claims
 
 
 def verify_graph(g: nx.DiGraph, *, options=None, settings: VerifySettings | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> Verification:
     """Verify the exact prediction on the real networks of a node-link DAG, output by output."""
-    from .empirical.measure import measure
+    from .empirical.measure import MeasureOptions, measure
 
     settings = settings or VerifySettings()
-    opt = options
-    var_scale = Fraction(1) if opt is None or opt.init == "he" else Fraction(1, 2)
+    opt = options or MeasureOptions()
+    var_scale = Fraction(1) if opt.init == "he" else Fraction(1, 2)
     exact = analyse(g, var_scale=var_scale)
     first = exact.outputs[0]
     pred0 = first.grad_sq.to_numpy() if first.grad_sq is not None else np.zeros(exact.d)
     groups, labels = _value_groups(pred0)
     cb = (lambda done, total: progress("graph", done, total)) if progress else None
     m = measure(g, opt, progress=cb, coord_groups=groups)
-    kinds = {k for _, k in g.nodes(data="kind")}
     claims: list[Claim] = []
-    rows = []
     by_name = {o.output: o for o in exact.outputs}
     for k, name in enumerate(m.outputs):
         out = by_name[name]
         out_groups, out_labels = (groups, labels) if k == 0 else (np.zeros(exact.d, dtype=np.int64), ["all"])
-        claims += _per_network_claims(f"output={name}", out, m, k, out_groups, out_labels, kinds, settings)
+        claims += _per_network_claims(f"output={name}", out, m, k, out_groups, out_labels, settings, opt.seed,
+                                      output=name)[0]
+    if settings.holm:
+        claims = list(holm(claims, settings.confidence))
     frame = m.to_frame()
     frame["px"] = None
     totals = {o.output: (None if o.grad_sq_total is None else float(o.grad_sq_total)) for o in exact.outputs}
     frame["predicted"] = [totals.get(o) if s == "grad_logit_l2_sq" else None
                           for s, o in zip(frame["statistic"], frame["output"])]
-    rows.append(frame)
-    return Verification(pd.concat(rows, ignore_index=True), tuple(claims), (m,), (exact,), ("graph",))
+    return Verification(frame, tuple(claims), (m,), (exact,), ("graph",), tuple(_precision_warnings("graph", m)))

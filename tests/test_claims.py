@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, norm
 
-from initstats.claims import (KINDS, VERDICTS, Claim, approximate_claim, combine_verdicts, exact_claim, loglog_fit,
+from initstats.claims import (KINDS, VERDICTS, Claim, combine_verdicts, exact_claim, excess_claim, loglog_fit,
                               not_covered_claim, scaling_claim, z_value)
 from initstats.empirical.measure import DEFAULT_REL_SE, detectable_rel_se
 
@@ -137,35 +137,47 @@ def test_five_percent_error_rejected_at_the_verdict_threshold():
 
 
 # --------------------------------------------------------------------------------------------
-# approximate claims (equivalence within a tolerance)
+# excess claims (equivalence within a tolerance)
 # --------------------------------------------------------------------------------------------
 
-def test_approximate_claim_without_tolerance_reports_the_excess():
-    c = approximate_claim("a", "s", 1.64, 0.01, 1.0, d=48)
-    assert c.verdict == "not-covered" and c.kind == "approximate" and c.tolerance is None
+def test_excess_claim_needs_a_tolerance_and_names_its_cause():
+    with pytest.raises(ValueError, match="tolerance"):
+        excess_claim("a", "s", 1.64, 0.01, 1.0, tolerance=None)  # type: ignore[arg-type]
+    c = excess_claim("a", "s", 1.64, 0.01, 1.0, d=48, cause="average pooling merges paths")
+    assert c.kind == "excess" and c.verdict == "fail" and c.tolerance == 0.1     # +64 % is outside +-10 %
     assert c.estimate == pytest.approx(0.64) and c.stderr == pytest.approx(0.01) and "+64.00%" in c.detail
-    assert c.ci_low == pytest.approx(0.64 - Z99 * 0.01)
+    assert c.ci_low == pytest.approx(0.64 - Z99 * 0.01) and "average pooling merges paths" in c.detail
+    assert combine_verdicts([c.verdict, "pass"]) == "fail"            # it counts in the run's verdict
 
 
-def test_approximate_claim_pass_fail_inconclusive():
-    ok = approximate_claim("a", "s", 1.05, 0.01, 1.0, d=48, tolerance=0.2)
-    assert ok.verdict == "pass" and ok.kind == "approximate" and ok.d == 48
+def test_excess_claim_pass_fail_inconclusive():
+    ok = excess_claim("a", "s", 1.05, 0.01, 1.0, d=48, tolerance=0.2)
+    assert ok.verdict == "pass" and ok.kind == "excess" and ok.d == 48
     assert ok.predicted == 0.0 and ok.estimate == pytest.approx(0.05) and ok.stderr == pytest.approx(0.01)
     assert ok.ci_low == pytest.approx(0.05 - Z99 * 0.01) and ok.ci_high == pytest.approx(0.05 + Z99 * 0.01)
     assert ok.tolerance == 0.2 and "+5.00%" in ok.detail and "20%" in ok.detail
     # the excess is relative: the same numbers at another scale give the same verdicts
-    assert approximate_claim("a", "s", 10.5, 0.1, 10.0, tolerance=0.2).estimate == pytest.approx(0.05)
-    assert approximate_claim("a", "s", 1.5, 0.01, 1.0, tolerance=0.2).verdict == "fail"
-    assert approximate_claim("a", "s", 0.7, 0.01, 1.0, tolerance=0.2).verdict == "fail"
-    assert approximate_claim("a", "s", 1.18, 0.02, 1.0, tolerance=0.2).verdict == "inconclusive"   # CI 0.13 .. 0.23
-    assert approximate_claim("a", "s", 1.0, 0.1, 1.0, tolerance=0.2).verdict == "inconclusive"     # CI wider than the band
-    assert approximate_claim("a", "s", 1.18, 0.02, 1.0, tolerance=0.3).verdict == "pass"
+    assert excess_claim("a", "s", 10.5, 0.1, 10.0, tolerance=0.2).estimate == pytest.approx(0.05)
+    assert excess_claim("a", "s", 1.5, 0.01, 1.0, tolerance=0.2).verdict == "fail"
+    assert excess_claim("a", "s", 0.7, 0.01, 1.0, tolerance=0.2).verdict == "fail"
+    assert excess_claim("a", "s", 1.18, 0.02, 1.0, tolerance=0.2).verdict == "inconclusive"   # CI 0.13 .. 0.23
+    assert excess_claim("a", "s", 1.0, 0.1, 1.0, tolerance=0.2).verdict == "inconclusive"     # CI wider than the band
+    assert excess_claim("a", "s", 1.18, 0.02, 1.0, tolerance=0.3).verdict == "pass"
     # boundaries: the interval must lie inside [-tol, tol] to pass, outside to fail
     se = 0.01
-    assert approximate_claim("", "", 1 + 0.2 - Z99 * se - 1e-6, se, 1.0, tolerance=0.2).verdict == "pass"
-    assert approximate_claim("", "", 1 + 0.2 - Z99 * se + 1e-6, se, 1.0, tolerance=0.2).verdict == "inconclusive"
-    assert approximate_claim("", "", 1 + 0.2 + Z99 * se + 1e-6, se, 1.0, tolerance=0.2).verdict == "fail"
-    assert approximate_claim("", "", 1 + 0.2 + Z99 * se - 1e-6, se, 1.0, tolerance=0.2).verdict == "inconclusive"
+    assert excess_claim("", "", 1 + 0.2 - Z99 * se - 1e-6, se, 1.0, tolerance=0.2).verdict == "pass"
+    assert excess_claim("", "", 1 + 0.2 - Z99 * se + 1e-6, se, 1.0, tolerance=0.2).verdict == "inconclusive"
+    assert excess_claim("", "", 1 + 0.2 + Z99 * se + 1e-6, se, 1.0, tolerance=0.2).verdict == "fail"
+    assert excess_claim("", "", 1 + 0.2 + Z99 * se - 1e-6, se, 1.0, tolerance=0.2).verdict == "inconclusive"
+
+
+def test_excess_claim_on_values_uses_the_heavy_tail_interval():
+    """Per-network values with a heavy right tail widen the interval above the mean, never below the normal one."""
+    rng = np.random.default_rng(0)
+    x = 1.0 + (1 - rng.random(2000)) ** (-1 / 1.8)          # mean 1 + 1.8/0.8 = 3.25
+    c = excess_claim("a", "s", predicted=3.25, values=x, tolerance=0.5)
+    normal = excess_claim("a", "s", float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))), 3.25, tolerance=0.5)
+    assert c.ci_high > normal.ci_high and c.ci_low <= normal.ci_low + 1e-12 and c.interval == "tail-bootstrap"
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,17 +274,20 @@ def test_combine_verdicts(verdicts, combined):
 
 
 def test_claim_validates_kind_and_verdict():
-    assert set(KINDS) == {"exact", "approximate", "scaling", "not-covered"}
+    assert set(KINDS) == {"exact", "excess", "scaling", "not-covered"}
     assert set(VERDICTS) == {"pass", "fail", "inconclusive", "not-covered"}
     with pytest.raises(ValueError, match="kind"):
-        Claim("c", "theorem", "pass", "s")
+        Claim(claim="c", kind="theorem", verdict="pass", statement="s")
     with pytest.raises(ValueError, match="verdict"):
-        Claim("c", "exact", "ok", "s")
+        Claim(claim="c", kind="exact", verdict="ok", statement="s")
+    with pytest.raises(TypeError):
+        Claim("c", "exact", "pass", "s")  # type: ignore[misc]   # keyword-only: no positional soup
     nc = not_covered_claim("n", "s", "max pooling is outside (H)", estimate=1.7, stderr=0.1, d=3)
     assert (nc.kind, nc.verdict, nc.detail, nc.estimate, nc.d) == ("not-covered", "not-covered",
                                                                    "max pooling is outside (H)", 1.7, 3)
     assert set(nc.to_dict()) == {"claim", "kind", "verdict", "statement", "predicted", "estimate", "stderr", "ci_low",
-                                 "ci_high", "tolerance", "confidence", "d", "detail"}
+                                 "ci_high", "tolerance", "confidence", "d", "detail", "statistic", "output", "pool",
+                                 "n_nets", "p_value", "p_adjusted", "interval"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,27 +306,72 @@ def test_real_networks_reject_a_five_percent_wrong_prediction():
 
 
 class _Scaled:
-    """A stand-in measurement whose every statistic is ``c * d**e`` (exponents of SCALING_LAWS) with 1 % SE."""
+    """A stand-in measurement whose every statistic is ``c * d**e`` with 1 % SE, and whose
+    ``grad_logit_l2_sq`` per network has mean ``total * d**drift`` (``drift`` injects an error)."""
 
-    def __init__(self, d: int) -> None:
-        self.d = d
+    def __init__(self, d: int, drift: float = 0.0) -> None:
+        self.d, self.drift = d, drift
 
     def mean_se(self, stat: str) -> tuple[float, float]:
-        from initstats.claims import SCALING_LAWS
+        from initstats.scaling import gaussian_l1_reference, gaussian_max_reference
 
-        exponent, log_corrected, _ = SCALING_LAWS[stat]
-        value = self.d ** exponent * (math.sqrt(2 * math.log(self.d)) if log_corrected else 1.0)
+        sigma2 = np.full(self.d, 2.0 / self.d)
+        value = {"grad_logit_l2": math.sqrt(2.0) * self.d ** (self.drift / 2), "grad_logit_l2_sq": 2.0,
+                 "grad_logit_l1": gaussian_l1_reference(sigma2), "grad_loss_l1": gaussian_l1_reference(sigma2),
+                 "damage_l1": gaussian_l1_reference(sigma2), "grad_logit_linf": gaussian_max_reference(sigma2),
+                 "grad_loss_linf": gaussian_max_reference(sigma2)}[stat]
         return value, 0.01 * value
 
 
-def test_scaling_claims_say_when_the_exact_value_moves_with_d():
-    from initstats.verify import VerifySettings, _scaling_claims
+def _points(drift: float, rel_se: float = 0.013):
+    """Input sizes of the README's main job (32..256 px, 3 channels) at its relative standard error."""
+    from initstats.inference import normal_interval
+    from initstats.scaling import ScalingPoint
 
-    points = [(d, _Scaled(d)) for d in (100, 400, 1600)]
-    plain = _scaling_claims(points, True, "", VerifySettings(), [0.75, 0.75, 0.75])
-    assert all(c.verdict == "pass" for c in plain)
-    assert not any("H3" in c.detail for c in plain)
-    moving = _scaling_claims(points, True, "", VerifySettings(), [0.15, 0.5, 0.75])
-    assert [c.verdict for c in moving] == [c.verdict for c in plain]  # a note, not a different verdict
-    for c in moving:
-        assert "exact E||grad f||^2 itself changes with d here (0.15 .. 0.75, exponent +0.580" in c.detail
+    out = []
+    for px in (32, 64, 128, 256):
+        d = 3 * px * px
+        mean = 2.0 * d ** drift
+        out.append(ScalingPoint(d=d, measurement=_Scaled(d, drift), exact_map=np.full(d, 2.0 / d),
+                                grad_sq=normal_interval(mean, rel_se * mean, 0.99, n=1000), kind="exact"))
+    return out
+
+
+def test_the_l2_scaling_claim_rejects_a_d_to_the_0_05_error_at_the_main_jobs_sample_sizes():
+    """||grad f||_2 ~ d^0.05 means E||grad f||^2 ~ d^0.1: rejected at 1.3 % relative SE over 32..256 px,
+    while the exact exponent passes.  (The old +-0.1 tolerance could not fail on errors below 0.1.)"""
+    from initstats.scaling import scaling_claims
+
+    right = {c.claim: c for c in scaling_claims(_points(0.0))}
+    wrong = {c.claim: c for c in scaling_claims(_points(0.1))}
+    assert right["scaling:grad_logit_l2"].verdict == "pass"
+    assert right["scaling:grad_logit_l2"].predicted == pytest.approx(0.0, abs=1e-12)
+    assert wrong["scaling:grad_logit_l2"].verdict == "fail"
+    assert wrong["scaling:grad_logit_l2"].estimate == pytest.approx(0.05, abs=1e-9)
+    # the Gaussian bridges pass on measurements that equal their finite-d references
+    assert all(right[f"scaling:{s}"].verdict == "pass" for s in ("grad_logit_l1", "grad_loss_l1", "damage_l1"))
+
+
+def test_the_l2_scaling_claim_follows_the_exact_values_when_they_move_with_d():
+    """Zero padding moves the exact E||grad f||^2 with d: the reference exponent is the exact one, not 0."""
+    from initstats.inference import normal_interval
+    from initstats.scaling import ScalingPoint, scaling_claims
+
+    totals = {768: 0.15, 3072: 0.5, 12288: 0.75}
+    points = [ScalingPoint(d=d, measurement=_Scaled(d), exact_map=np.full(d, t / d),
+                           grad_sq=normal_interval(t, 0.01 * t, 0.99, n=1000), kind="exact") for d, t in totals.items()]
+    c = {c.claim: c for c in scaling_claims(points)}["scaling:grad_logit_l2"]
+    e = 0.5 * np.polyfit(np.log(list(totals)), np.log(list(totals.values())), 1)[0]
+    assert c.predicted == pytest.approx(e, rel=1e-6) and c.verdict == "pass"
+    assert "exact E||grad f||^2 itself changes with d here (0.15 .. 0.75" in c.detail
+
+
+def test_gaussian_references_match_monte_carlo():
+    from initstats.scaling import gaussian_l1_reference, gaussian_max_reference
+
+    rng = np.random.default_rng(0)
+    var = np.repeat([0.5, 1.0, 2.0], [10, 20, 30])
+    z = rng.standard_normal((200_000, len(var))) * np.sqrt(var)
+    assert gaussian_l1_reference(var) == pytest.approx(np.abs(z).sum(1).mean(), rel=2e-3)
+    mc = np.abs(z).max(1)
+    assert gaussian_max_reference(var) == pytest.approx(mc.mean(), abs=4 * mc.std() / math.sqrt(len(mc)))

@@ -42,6 +42,8 @@ def verify_command(
     rel_se: Optional[float] = typer.Option(None, "--rel-se", help="Target relative standard error of E|grad f|^2 "
                                            "(default 0.013: a 5% error detected at 99% confidence with 90% power)."),
     max_nets: int = typer.Option(20000, "--max-nets", help="Cap on networks per input size."),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="Time budget of the whole run in seconds, "
+                                             "split over the input sizes; sampling stops there with a warning."),
     inputs_per_net: Optional[int] = typer.Option(None, "--inputs-per-net", help="Inputs per network (default 1; 16 with BatchNorm)."),
     logits: Optional[int] = typer.Option(None, "--logits", help="Logits differentiated per network (default 1 for families, all for --spec)."),
     inputs: str = typer.Option("normal", "--inputs", help="normal (N(0,1) per coordinate) | uniform "
@@ -50,10 +52,14 @@ def verify_command(
     literal_h1: bool = typer.Option(False, "--literal-h1", help="ReLU on the logits (H1 taken literally: total 1)."),
     eps: float = typer.Option(1.0, "--eps", help="eps_inf of the damage statistic eps*|grad L|_1."),
     confidence: float = typer.Option(0.99, "--confidence", help="Confidence level of every test."),
-    exponent_tolerance: float = typer.Option(0.1, "--exponent-tolerance", help="Tolerance on fitted exponents."),
-    excess_tolerance: Optional[float] = typer.Option(None, "--excess-tolerance", help="Test the excess over the "
-                                                     "annealed value (pooling, residual sums) within this relative "
-                                                     "tolerance instead of only reporting it."),
+    exponent_tolerance: float = typer.Option(0.1, "--exponent-tolerance", help="Tolerance on exponents tested "
+                                             "against asymptotic laws (pooling degree; networks with pooling or sums)."),
+    bridge_tolerance: float = typer.Option(0.05, "--bridge-tolerance", help="Tolerance on the l1 and l_inf "
+                                           "exponents against their finite-d Gaussian references."),
+    excess_tolerance: float = typer.Option(0.1, "--excess-tolerance", help="Band within which the excess of real "
+                                           "networks over the annealed value (pooling, residual sums) passes."),
+    holm: bool = typer.Option(True, "--holm/--no-holm", help="Holm's correction over the run's claims "
+                              "(a correct network fails the run with probability <= 1 - confidence)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed and device: same numbers)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
@@ -73,10 +79,10 @@ def verify_command(
     if nets is not None and rel_se is not None:
         raise OptionError("give either --nets N (fixed) or --rel-se R (adaptive), not both")
     options = MeasureOptions(nets=nets, rel_se=DEFAULT_REL_SE if rel_se is None else rel_se, max_nets=max_nets,
-                             min_nets=min(64, max_nets), inputs_per_net=inputs_per_net, logits=logits,
+                             min_nets=min(64, max_nets), max_time=max_time, inputs_per_net=inputs_per_net, logits=logits,
                              inputs=inputs, eps=eps, init=init, seed=seed, device=device, dtype=dtype)
     settings = VerifySettings(confidence=confidence, exponent_tolerance=exponent_tolerance,
-                              approx_tolerance=excess_tolerance)
+                              bridge_tolerance=bridge_tolerance, excess_tolerance=excess_tolerance, holm=holm)
     fam = dict(channels=channels, padding=padding, downsample=downsample, head=head, batchnorm=batchnorm,
                classes=classes, width=width, depth=depth, blocks=blocks)
     pools = parse_int_list(pool, "--pool")
@@ -95,6 +101,8 @@ def verify_command(
                                    options=options, literal_h1=literal_h1, settings=settings, progress=progress)
             title = f"initstats verify: {arch}"
 
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     command = "initstats " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if out is not None:
         write_verification(result, out, command=command, plot=plot)

@@ -86,6 +86,10 @@ class MeasureOptions:
         Target relative standard error of ``E||grad f||_2^2`` (default: a 5 % error detected).
     min_nets, max_nets : int
         Bounds on the number of networks in adaptive sampling.
+    max_time : float, optional
+        A time budget in seconds: adaptive sampling also stops after the chunk that exceeds it
+        (at least ``min_nets`` networks are drawn).  The measurement says why it stopped
+        (``Measurement.stopped``) and whether ``rel_se`` was reached.
     chunk : int, optional
         Networks per batched pass (default: chosen from the network size; fixed for a given
         architecture so that results do not depend on timing).
@@ -116,6 +120,7 @@ class MeasureOptions:
     rel_se: float = DEFAULT_REL_SE
     min_nets: int = 64
     max_nets: int = 20000
+    max_time: float | None = None
     chunk: int | None = None
     inputs_per_net: int | None = None
     logits: int | None = None
@@ -146,6 +151,9 @@ class MeasureOptions:
             raise OptionError(f"eps={self.eps!r} is invalid; expected a positive number")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise OptionError(f"seed={self.seed!r} is invalid; expected a non-negative integer")
+        if self.max_time is not None and not (isinstance(self.max_time, (int, float)) and self.max_time > 0
+                                               and math.isfinite(self.max_time)):
+            raise OptionError(f"max_time={self.max_time!r} is invalid; expected a positive number of seconds")
         if self.min_nets > self.max_nets:
             raise OptionError(f"min_nets={self.min_nets} exceeds max_nets={self.max_nets}")
         if isinstance(self.inputs, str) and self.inputs not in INPUT_DISTRIBUTIONS and not str(self.inputs).endswith(".npy"):
@@ -159,6 +167,9 @@ class Measurement:
     ``per_net[statistic]`` has shape ``(n_nets, n_outputs)`` for logit statistics and
     ``(n_nets, 1)`` for loss statistics; ``coord_mean``/``coord_se`` (shape ``(n_outputs, d)``)
     are the per-coordinate ``E (d f_k / d x_i)^2`` with standard errors over networks.
+    ``stopped`` says why sampling stopped: ``'nets'`` (a fixed number), ``'rel_se'`` (the target
+    was reached), ``'max_nets'`` or ``'max_time'`` (stopped short of the target); ``rel_se`` is the
+    target of adaptive sampling (None with a fixed number).
     """
 
     arch: str
@@ -174,6 +185,18 @@ class Measurement:
     icc: float | None
     input_names: tuple[str, ...] = field(default=(), repr=False)
     group_sums: np.ndarray | None = field(default=None, repr=False)
+    stopped: str = "nets"
+    rel_se: float | None = None
+
+    @property
+    def rel_se_reached(self) -> float:
+        """The largest relative standard error of ``E||grad f||^2`` over the measured outputs."""
+        return _worst_rel_se(self.per_net["grad_logit_l2_sq"])
+
+    @property
+    def short(self) -> bool:
+        """True when adaptive sampling stopped before reaching its ``rel_se`` target."""
+        return self.stopped in ("max_nets", "max_time")
 
     def skewness(self, statistic: str, output: int = 0) -> float:
         """Sample skewness of the per-network values of a statistic (used by the verdicts)."""
@@ -408,6 +431,7 @@ def _measure(opt: MeasureOptions, p: Plan, progress: Callable[[int, int], None] 
     start = time.perf_counter()
     done, j = 0, 0
     target = opt.nets if opt.nets is not None else opt.max_nets
+    stopped = "nets"
     while True:
         n = min(chunk, target - done)  # never more than --nets, or than max_nets when adaptive
         ens = ensembles.get(n) or ensembles.setdefault(n, make(n))
@@ -456,18 +480,23 @@ def _measure(opt: MeasureOptions, p: Plan, progress: Callable[[int, int], None] 
         if opt.nets is not None:
             if done >= opt.nets:
                 break
-        else:
-            if done >= opt.min_nets and _worst_rel_se(np.concatenate(stats["grad_logit_l2_sq"])) <= opt.rel_se:
-                break
-            if done >= opt.max_nets:
-                break
+        elif done >= opt.min_nets and _worst_rel_se(np.concatenate(stats["grad_logit_l2_sq"])) <= opt.rel_se:
+            stopped = "rel_se"
+            break
+        elif done >= opt.max_nets:
+            stopped = "max_nets"
+            break
+        elif opt.max_time is not None and done >= opt.min_nets and time.perf_counter() - start > opt.max_time:
+            stopped = "max_time"
+            break
     seconds = time.perf_counter() - start
     per_net = {k: np.concatenate(v) for k, v in stats.items()}
     mean = (coord_sum / done).cpu().numpy()
     var = ((coord_sq / done).cpu().numpy() - mean ** 2) * done / max(1, done - 1)
     se = np.sqrt(np.maximum(var, 0) / done)
     return Measurement(name, d, px, out_names, per_net, mean, se, batch, seconds, str(device),
-                       _icc(icc_parts), input_names, np.concatenate(group_parts) if group_parts else None)
+                       _icc(icc_parts), input_names, np.concatenate(group_parts) if group_parts else None,
+                       stopped, None if opt.nets is not None else opt.rel_se)
 
 
 def _skewness(values: np.ndarray) -> float:
