@@ -163,39 +163,41 @@ def _pm(mean: float, se: float) -> str:
 
 
 def _verdict_by_row(result) -> dict[tuple, str]:
-    """Verdict shown beside each measured row: the claim that tests that row."""
+    """Verdict shown beside each measured row, keyed by the claim's structured fields.
+
+    Per-size claims on ``E||grad f||^2`` key on ``(statistic, d, pool, output)``; scaling claims in d
+    (no ``d``) key on ``(statistic, None, None, None)``.  The pooling law (Theorems 7/11) tests no
+    single row.
+    """
     out: dict[tuple, str] = {}
     for c in result.claims:
-        if c.claim.startswith("grad_sq_total[") and c.d is not None:
-            out[("grad_logit_l2_sq", c.d, c.claim)] = c.verdict
-        elif c.claim.startswith("scaling:") and not c.claim.startswith("scaling:pool"):
-            out[(c.claim.split(":", 1)[1], None, None)] = c.verdict
+        if c.statistic == "grad_logit_l2_sq" and c.kind != "scaling":
+            out.setdefault(("grad_logit_l2_sq", c.d, c.pool, c.output), c.verdict)
+        elif c.kind in ("scaling", "not-covered") and c.d is None and c.statistic is not None:
+            out[(c.statistic, None, None, None)] = c.verdict
     return out
 
 
 def rows_display_frame(result) -> pd.DataFrame:
     """One display row per (input size, statistic): mean ± SE, networks, prediction, verdict."""
     verdicts = _verdict_by_row(result)
-    by_d = {}
-    for (stat, d, name), v in verdicts.items():
-        if d is not None:
-            by_d.setdefault(d, []).append((name, v))
+    multi_output = len(set(result.rows["output"].dropna())) > 1
     rows = []
     for r in result.rows.itertuples(index=False):
-        verdict = verdicts.get((r.statistic, None, None), "")
-        if r.statistic == "grad_logit_l2_sq":
-            names = by_d.get(r.d, [])
-            if names and getattr(r, "pool", None) is not None and not pd.isna(getattr(r, "pool", None)):
-                names = [n for n in names if n[0].endswith(f"pool={int(r.pool)}]")] or names
-            if names:
-                verdict = names[0][1]
+        pool = getattr(r, "pool", None)
+        pool = None if pool is None or pd.isna(pool) else int(pool)
+        if r.statistic == "grad_logit_l2_sq":  # DAG claims name their output; family claims do not
+            verdict = verdicts.get(("grad_logit_l2_sq", r.d, pool, r.output)) or \
+                verdicts.get(("grad_logit_l2_sq", r.d, pool, None), "")
+        else:
+            verdict = verdicts.get((r.statistic, None, None, None), "")
         row = {"px": "-" if r.px is None or pd.isna(r.px) else int(r.px), "d": r.d}
         if "pool" in result.rows.columns:
-            row["pool"] = "-" if pd.isna(r.pool) else int(r.pool)
+            row["pool"] = "-" if pool is None else pool
         row.update({"statistic": r.statistic, "mean ± SE": _pm(r.mean, r.stderr), "nets": r.n_nets,
                     "predicted": "-" if r.predicted is None or pd.isna(r.predicted) else f"{r.predicted:.6g}",
                     "verdict": verdict or "-"})
-        if len(set(result.rows["output"].dropna())) > 1:
+        if multi_output:
             row["output"] = "-" if r.output is None or pd.isna(r.output) else r.output
         rows.append(row)
     return pd.DataFrame(rows)
