@@ -239,7 +239,7 @@ def bench_paper(px: int, channels: int, neuron_rate: float | None, bytes_per_edg
                 "padding": padding, "downsample": ds, "neuron-level edges": f"{edges:.3g}",
                 "analyse(arch)": _fmt_s(t), "method": res.method,
                 "symmetric (S)": out.symmetric, "Lemma 9": out.lemma9_holds, "H3": out.h3_holds,
-                "E‖∇f‖² (grad_sq_total)": f"{float(out.grad_sq_total):.6f}",
+                "E‖∇f‖² (grad_sq_total)": "–" if out.grad_sq_total is None else f"{float(out.grad_sq_total):.6f}",
                 "theorem value": "–" if out.theorem_total is None else f"{float(out.theorem_total):g}",
             }
             if neuron_rate:
@@ -249,7 +249,8 @@ def bench_paper(px: int, channels: int, neuron_rate: float | None, bytes_per_edg
                 row["neuron level (extrapolated)"] = est
             rows.append(row)
             log(f"[b] cnn {px} px {channels} ch {padding}/{ds}: {edges:.3g} edges, {t:.3f} s, "
-                f"S={out.symmetric}, grad_sq_total={float(out.grad_sq_total):.6f}")
+                f"S={out.symmetric}, grad_sq_total="
+                + ("none (" + str(out.grad_sq_reason) + ")" if out.grad_sq_total is None else f"{float(out.grad_sq_total):.6f}"))
     return rows, times
 
 

@@ -594,3 +594,22 @@ def test_verify_on_cuda():
     assert [c["verdict"] for c in again["claims"]] == ["pass", "pass"]
     for a, b in zip(again["rows"], obj["rows"]):
         assert a["mean"] == pytest.approx(b["mean"], rel=1e-5)
+
+
+def test_verify_agrees_with_the_exact_cross_term_value_on_the_overlap_net(tmp_path):
+    """Issue 9's ReLU-free overlap net: the exact engine says 1/2 (outside (H'): H5 fails), and without ReLU
+    gates the annealed value is the real one, so verify tests it as an exact claim and passes; the old path
+    sum 1/6 is rejected on the same networks."""
+    from initstats.claims import exact_claim
+    from initstats.graph.io import to_node_link
+
+    from .crossref import overlap_net
+
+    path = tmp_path / "overlap.json"
+    path.write_text(json.dumps(to_node_link(overlap_net())))
+    obj = run_json("--spec", path, "--nets", "40000", "--dtype", "float64", "--device", "cpu")
+    (total,) = [c for c in obj["claims"] if c["claim"].startswith("grad_sq_total")]
+    assert total["kind"] == "exact" and total["predicted"] == 0.5 and total["verdict"] == "pass", total
+    (row,) = [r for r in obj["rows"] if r["statistic"] == "grad_logit_l2_sq"]
+    old = exact_claim("", "", row["mean"], row["stderr"], 1 / 6)
+    assert old.verdict == "fail"
