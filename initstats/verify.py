@@ -215,14 +215,24 @@ def _per_network_claims(label: str, out: OutputAnalysis, m, index: int, groups: 
     if kind == "excess":
         statement = (f"E||grad f||^2 at d={d} is within {settings.excess_tolerance:.0%} of the annealed value "
                      f"{pred:.6g} ({source})")
-        return [excess_claim(name, statement, predicted=pred, values=values, tolerance=settings.excess_tolerance,
-                             cause=_merge_cause(out), confidence=settings.confidence, seed=seed, **fields)], ci
+        return _short_is_inconclusive(m, [excess_claim(
+            name, statement, predicted=pred, values=values, tolerance=settings.excess_tolerance,
+            cause=_merge_cause(out), confidence=settings.confidence, seed=seed, **fields)]), ci
     statement = f"E||grad f||^2 at d={d} equals the annealed prediction {pred:.6g} ({source}; {EXACT_BASIS})"
     claims = [exact_claim(name, statement, predicted=pred, values=values, confidence=settings.confidence,
                           detectable=settings.detectable, power=settings.power, seed=seed, **fields)]
     if len(group_labels) > 1:
         claims.append(_map_claim(label, out, m, index, groups, group_labels, settings, seed, fields))
-    return claims, ci
+    return _short_is_inconclusive(m, claims), ci
+
+
+def _short_is_inconclusive(m, claims: list[Claim]) -> list[Claim]:
+    """A pass needs the precision the run asked for: short of its ``rel_se`` target it is inconclusive."""
+    if not m.short:
+        return claims
+    note = (f"; sampling stopped short of the requested precision (relative SE {m.rel_se_reached:.2%} > "
+            f"{m.rel_se:.2%}), so it cannot pass")
+    return [replace(c, verdict="inconclusive", detail=c.detail + note) if c.verdict == "pass" else c for c in claims]
 
 
 def _map_claim(label: str, out: OutputAnalysis, m, index: int, groups: np.ndarray, group_labels: list[str],

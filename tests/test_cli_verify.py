@@ -613,3 +613,15 @@ def test_verify_agrees_with_the_exact_cross_term_value_on_the_overlap_net(tmp_pa
     (row,) = [r for r in obj["rows"] if r["statistic"] == "grad_logit_l2_sq"]
     old = exact_claim("", "", row["mean"], row["stderr"], 1 / 6)
     assert old.verdict == "fail"
+
+
+def test_a_pass_needs_the_requested_precision():
+    """--rel-se 0.002 capped at 4000 networks reaches ~1 %: enough to detect 5 %, not what was asked for."""
+    base = ["--arch", "fc", "--dims", "4", "--width", "32", "--depth", "2", "--device", "cpu"]
+    short = json.loads(verify(*base, "--rel-se", "0.002", "--max-nets", "4000", "--format", "json").stdout)
+    reached = json.loads(verify(*base, "--nets", "4000", "--format", "json").stdout)
+    assert short["rows"] == reached["rows"]                     # the same 1000 networks
+    (a,) = [c for c in reached["claims"] if c["claim"] == "grad_sq_total[px=4]"]
+    (b,) = [c for c in short["claims"] if c["claim"] == "grad_sq_total[px=4]"]
+    assert a["verdict"] == "pass" and b["verdict"] == "inconclusive" and "short of the requested" in b["detail"]
+    assert short["warnings"] and not reached["warnings"]
