@@ -1,0 +1,49 @@
+"""The report's findings: sentences selected by code from verdicts and exact values.
+
+Every selector returns a :class:`Finding` whose wording, and whose relation to the paper, follow
+from its input frames; the opposite data give the opposite wording.  :func:`select_findings`
+runs them all on one report's results, in the order of the pages.
+"""
+
+from __future__ import annotations
+
+from ...claims import z_value
+from ..experiments import ExactResults, Fig3Result, Fig4Result, Lemma2Result, PoolingResult, Thm45Result
+from . import exact, measured
+from .base import RELATION_LABELS, RELATIONS, Finding
+
+__all__ = ["Finding", "RELATIONS", "RELATION_LABELS", "select_findings", "exact", "measured"]
+
+
+def select_findings(exact_results: ExactResults, thm45: Thm45Result, pooling: PoolingResult, fig3: Fig3Result,
+                    fig4: Fig4Result, lemma2: Lemma2Result, *, confidence: float,
+                    detectable: float = 0.05, ratio_tolerance: float = 0.1) -> list[Finding]:
+    """All findings of one report run, in page order.
+
+    Parameters
+    ----------
+    exact_results, thm45, pooling, fig3, fig4, lemma2
+        The experiments' results.
+    confidence : float
+        Confidence level of the intervals the selectors form themselves (Figure 4's differences,
+        Lemma 2's ratios); the claims' own intervals come with their verdicts.
+    detectable : float
+        Relative size of an excess over the annealed value below which an interval around 0
+        counts as agreement (wider intervals: the data do not decide).
+    ratio_tolerance : float
+        How close the first-order damage must be to the true one (Lemma 2).
+    """
+    z = z_value(confidence)
+    return [
+        exact.lemma8(exact_results.atlas),
+        exact.strided_symmetry(exact_results.atlas, exact_results.coverage),
+        exact.padding(exact_results.atlas),
+        exact.aliasing(exact_results.alias),
+        measured.theorems_fc(thm45.totals, thm45.verdicts),
+        measured.zero_padding(exact_results.zero_padding, thm45.totals, thm45.verdicts),
+        measured.pooling(pooling.configs, pooling.fits, detectable),
+        measured.figure3(fig3.exponents),
+        measured.figure4_order(fig4.rows, z),
+        measured.figure4_theory(fig4.rows, detectable),
+        measured.lemma2(lemma2.curve, lemma2.scaling, z, ratio_tolerance),
+    ]
