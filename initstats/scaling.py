@@ -15,10 +15,12 @@ measures, the exact engine knows more than the asymptotic exponents:
   ``R_inf(d) = E max_i |sigma_i Z_i|`` for independent standard normals ``Z_i`` (computed by
   quadrature, not by the asymptotic ``sqrt(2 ln d)``).  Real coordinates are scale mixtures of
   Gaussians and correlated, so a bridge has a bias; it is *measured* on the logits as the
-  exponent of ``E||grad f||_q / R_q(d)`` and reported.  The claims are equivalence tests of the
-  fitted exponent against the reference's exponent within ``bridge_tolerance``.  Where the l_inf
-  bridge's measured bias is significantly beyond that tolerance (strongly correlated coordinates
-  at small d) the l_inf claim is inconclusive: the bridge does not apply at those dims.  Where the
+  exponent of ``E||grad f||_q / R_q(d)`` (with its interval) and reported.  The claims are
+  equivalence tests of the fitted exponent against the reference's exponent within
+  ``bridge_tolerance``, widened for the loss statistics by the largest bias the interval allows
+  (a tolerance derived from the measured bias).  Where a bridge's measured bias is significantly
+  beyond ``bridge_tolerance`` (measured: +0.08 to +0.12 for l1 at 16 -> 32 px with 4 channels)
+  its claims are inconclusive: the bridge does not apply at those dims.  Where the
   reference's own exponent differs from the asymptotic one by more than the tolerance (zero
   padding at small d), the asymptotic law cannot be tested at those dims: inconclusive.
 
@@ -160,21 +162,26 @@ def scaling_claims(points: Sequence[ScalingPoint], *, confidence: float = 0.99, 
         ref = refs[ref_name]
         means = [p.measurement.mean_se(stat) for p in points]  # type: ignore[attr-defined]
         mean, se = [m for m, _ in means], [s for _, s in means]
-        claim, e_ref = _against_reference(f"scaling:{stat}", statement, ds, mean, se, ref,
-                                          tolerance=bridge_tolerance, statistic=stat, **common)
         logit = [p.measurement.mean_se(logit_stat[ref_name]) for p in points]  # type: ignore[attr-defined]
         bias = loglog_fit(ds, [m / r for (m, _), r in zip(logit, ref)], [s / r for (_, s), r in zip(logit, ref)])
         z = z_value(confidence)
         bias_lo, bias_hi = bias.exponent - z * bias.stderr, bias.exponent + z * bias.stderr
+        # the bridge's measured bias widens the band of the statistics it carries over to (the loss); on the
+        # logit statistic itself the bias *is* the tested deviation
+        widen = 0.0 if stat == logit_stat[ref_name] or not math.isfinite(bias.stderr) else max(abs(bias_lo), abs(bias_hi))
+        tolerance = bridge_tolerance + widen
+        claim, e_ref = _against_reference(f"scaling:{stat}", statement, ds, mean, se, ref,
+                                          tolerance=tolerance, statistic=stat, **common)
         detail = (f"{claim.detail}; finite-d Gaussian reference "
                   f"{'sqrt(2/pi) sum sigma_i' if ref_name == 'l1' else 'E max |sigma_i Z_i|'} from the exact map, "
                   f"exponent {e_ref:+.3f} (asymptotic {asymptotic:+.3f}); measured bias of the bridge on the logits "
-                  f"{bias.exponent:+.3f} ± {bias.stderr:.3f}")
+                  f"{bias.exponent:+.3f} ± {bias.stderr:.3f}"
+                  + (f", so the band is ±{bridge_tolerance:g} + {widen:.3f}" if widen else ""))
         verdict = claim.verdict
-        if ref_name == "linf" and (bias_lo > bridge_tolerance or bias_hi < -bridge_tolerance):
+        if bias_lo > bridge_tolerance or bias_hi < -bridge_tolerance:
             verdict = "inconclusive"
-            detail += (f"; the Gaussian-max bridge does not apply at these dims (its measured bias exceeds "
-                       f"±{bridge_tolerance:g}: correlated coordinates)")
+            detail += (f"; the Gaussian {'l1' if ref_name == 'l1' else 'max'} bridge does not apply at these dims "
+                       f"(its measured bias exceeds ±{bridge_tolerance:g}: non-Gaussian or correlated coordinates)")
         elif abs(e_ref - asymptotic) > bridge_tolerance and verdict == "pass":
             verdict = "inconclusive"
             detail += (f"; at these dims the finite-d reference itself departs from the asymptotic exponent by "
