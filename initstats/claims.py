@@ -30,8 +30,10 @@ Every claim has a *kind* and a *verdict* (``pass | fail | inconclusive | not-cov
     Max pooling and BatchNorm lie outside (H): the measurement is reported, no theorem is tested.
 
 :func:`holm` adjusts the p-values of the claims of one run (Holm's step-down) and turns a claim
-that fails only at the per-claim level into ``inconclusive``: a correct implementation then
-makes a run exit 1 with probability at most ``1 - confidence``, however many claims it tests.
+that fails only at the per-claim level into ``inconclusive``: a correct implementation then fails
+one of the run's *point tests* (exact claims, exact-reference scaling claims) with probability at
+most ``1 - confidence``, however many it tests.  Equivalence tests (excess claims, bridge and
+pooling exponents) have no p-value and are not part of that guarantee.
 
 This module is pure arithmetic (numpy, scipy); it imports no torch.
 """

@@ -66,8 +66,9 @@ class VerifySettings:
         Tolerance of exponents tested against the finite-d Gaussian references of the l1 and
         l_inf norms (:mod:`initstats.scaling`).
     holm : bool
-        Holm's correction over the run's tested claims (default on): a correct implementation
-        then fails some claim of the run with probability at most ``1 - confidence``.
+        Holm's correction over the run's point tests (default on): a correct implementation then
+        fails one of them with probability at most ``1 - confidence``; equivalence tests (excess,
+        bridge and pooling exponents) carry no p-value and stay outside this guarantee.
     """
 
     confidence: float = 0.99

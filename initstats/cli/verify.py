@@ -58,8 +58,8 @@ def verify_command(
                                            "exponents against their finite-d Gaussian references."),
     excess_tolerance: float = typer.Option(0.1, "--excess-tolerance", help="Band within which the excess of real "
                                            "networks over the annealed value (pooling, residual sums) passes."),
-    holm: bool = typer.Option(True, "--holm/--no-holm", help="Holm's correction over the run's claims "
-                              "(a correct network fails the run with probability <= 1 - confidence)."),
+    holm: bool = typer.Option(True, "--holm/--no-holm", help="Holm's correction over the run's point tests "
+                              "(a correct network fails one with probability <= 1 - confidence)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed and device: same numbers)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | float64."),
