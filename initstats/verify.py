@@ -30,6 +30,7 @@ import pandas as pd
 
 from .claims import (SCALING_LAWS, Claim, combine_verdicts, exact_claim, excess_claim, holm, not_covered_claim,
                      scaling_claim)
+from ._format import percent
 from .errors import OptionError
 from .exact import analyse
 from .exact.results import GraphAnalysis, OutputAnalysis
@@ -163,7 +164,7 @@ def _value_groups(pred: np.ndarray, max_groups: int = 4) -> tuple[np.ndarray, li
 
 
 _NOT_COVERED = {"maxpool": "max pooling", "batchnorm": "BatchNorm"}
-_MERGES = {"avgpool": "average pooling", "sum": "residual sums"}
+_MERGES = {"avgpool": "average pools", "sum": "residual sums"}
 #: what an exact claim rests on (THEORY.md section 4c)
 EXACT_BASIS = "exact for real networks: symmetric weights, zero biases, no deterministic merge of ReLU paths"
 
@@ -214,7 +215,7 @@ def _per_network_claims(label: str, out: OutputAnalysis, m, index: int, groups: 
     pred = float(out.grad_sq_total)  # type: ignore[arg-type]
     source = "He init: 2/prod a_i" if out.theorem_holds else "exact per-edge variances"
     if kind == "excess":
-        statement = (f"E||grad f||^2 at d={d} is within {settings.excess_tolerance:.0%} of the annealed value "
+        statement = (f"E||grad f||^2 at d={d} is within {percent(settings.excess_tolerance)} of the annealed value "
                      f"{pred:.6g} ({source})")
         return _short_is_inconclusive(m, [excess_claim(
             name, statement, predicted=pred, values=values, tolerance=settings.excess_tolerance,
@@ -231,7 +232,7 @@ def _short_is_inconclusive(m, claims: list[Claim]) -> list[Claim]:
     """A pass needs the precision the run asked for: short of its ``rel_se`` target it is inconclusive."""
     if not m.short:
         return claims
-    note = (f"; sampling stopped short of the requested precision (relative SE {m.rel_se_reached:.2%} > "
+    note = (f"; sampling stopped short of the requested precision (relative SE {m.rel_se_reached:.2%} from the calibrated interval > "
             f"{m.rel_se:.2%}), so it cannot pass")
     return [replace(c, verdict="inconclusive", detail=c.detail + note) if c.verdict == "pass" else c for c in claims]
 
@@ -265,7 +266,7 @@ def _precision_warnings(label: str, m) -> list[str]:
         return []
     why = "the network cap (--max-nets)" if m.stopped == "max_nets" else "the time budget (--max-time)"
     return [f"{label}: stopped at {why} after {m.n_nets} networks with a relative standard error of "
-            f"{m.rel_se_reached:.2%}, short of the target {m.rel_se:.2%}"]
+            f"{m.rel_se_reached:.2%} (from the calibrated interval), short of the target {m.rel_se:.2%}"]
 
 
 def _measure_rows(m, px: int | None, pool: int | None, predicted_total: float | None) -> pd.DataFrame:

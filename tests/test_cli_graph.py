@@ -17,7 +17,7 @@ from initstats.cli import app
 from initstats.families import make_arch
 from initstats.graph import build_graph, write_graph
 from initstats.spec import Arch, Conv, Dense
-from .console import console_script
+from .console import assert_bad_input, console_script
 from .crossref import overlap_net
 
 runner = CliRunner()
@@ -82,20 +82,6 @@ def check_network_object(obj: dict, d: int) -> None:
     for out in obj["outputs"].values():
         check_output_object(out)
 
-
-def assert_bad_input(result, *needles: str) -> str:
-    """Exit code 2, one line 'error: ...' on stderr naming the needles, no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an uncaught exception
-    err = result.stderr
-    lines = err.strip("\n").split("\n")
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    assert "Traceback" not in err + result.stdout
-    assert result.stdout == ""
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from initstats.empirical.measure import STATISTICS, MeasureOptions, measure
 from initstats.exact.results import ExplicitValues
 from initstats.families import make_arch
 from initstats.graph import write_graph
-from .console import console_script
+from .console import assert_bad_input, console_script
 
 runner = CliRunner()
 
@@ -54,18 +54,6 @@ def run_ok(*args, code: int = 0) -> str:
 def run_json(*args, code: int = 0) -> dict:
     return json.loads(run_ok(*args, "--format", "json", code=code))
 
-
-def assert_bad_input(result, *needles: str) -> str:
-    """Exit code 2, one line 'error: ...' on stderr naming the needles, no traceback, nothing on stdout."""
-    assert result.exit_code == 2, (result.exit_code, result.stdout[-2000:], result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = result.stderr.strip("\n").split("\n")
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.stdout == ""
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +180,8 @@ def test_a_time_budget_stops_sampling_with_a_warning():
     assert all(64 <= r["n_nets"] < 20000 for r in obj["rows"])
     bad = verify(*base, "--max-time", "-1")
     assert bad.exit_code == 2 and "max_time=-1" in bad.stderr
+    # a budget with a fixed number of networks would be ignored: refused instead
+    assert_bad_input(verify(*base, "--nets", "100", "--max-time", "5"), "max_time=5", "nets=100")
 
 
 def test_one_network_is_inconclusive_not_a_crash():

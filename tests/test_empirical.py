@@ -29,7 +29,8 @@ from torch import nn
 from initstats.empirical.common import chunk_generator, init_gain, resolve_device, strict_numerics
 from initstats.empirical.dagnet import DagEnsemble
 from initstats.empirical.ensemble import ArchEnsemble
-from initstats.empirical.measure import LOGIT_STATISTICS, STATISTICS, MeasureOptions, _icc, measure
+from initstats.empirical.measure import (LOGIT_STATISTICS, STATISTICS, MeasureOptions, _effective_rel_se, _icc,
+                                         _precision_reached, measure)
 from initstats.errors import DeviceError, OptionError, SpecFileError
 from initstats.exact import analyse
 from initstats.families import make_arch, with_logit_relu
@@ -784,9 +785,9 @@ def test_more_networks_extend_the_sample_and_adaptive_sampling_is_a_prefix():
     assert _same(adaptive[0], fixed)
     mean, se = fixed.mean_se("grad_logit_l2_sq")
     assert se / mean <= 0.05
+    assert fixed.rel_se_reached <= 0.05
     # one chunk fewer would not have reached the target
-    col = fixed.per_net["grad_logit_l2_sq"][: n - 16, 0]
-    assert col.std(ddof=1) / math.sqrt(len(col)) / col.mean() > 0.05
+    assert not _precision_reached(fixed.per_net["grad_logit_l2_sq"][: n - 16], 0.05)
 
 
 def test_adaptive_sampling_waits_for_the_noisiest_output():
@@ -798,15 +799,31 @@ def test_adaptive_sampling_waits_for_the_noisiest_output():
     n = m.n_nets
     col = m.per_net["grad_logit_l2_sq"]
     assert n > 32                                       # measured: 2048
-    assert max(col[: n - 32].std(0, ddof=1) / math.sqrt(n - 32) / col[: n - 32].mean(0)) > 0.08
+    assert not _precision_reached(col[: n - 32], 0.08)
 
     # and it is not output 0 that decided: output 0 alone would have stopped earlier (measured: 320),
     # so a rule watching only the first output fails the checks above
     def first_stop(k: int) -> int:
-        return next(i for i in range(32, n + 1, 32)
-                    if col[:i, k].std(ddof=1) / math.sqrt(i) / col[:i, k].mean() <= 0.08)
+        return next(i for i in range(32, n + 1, 32) if _precision_reached(col[:i, k:k + 1], 0.08))
 
     assert first_stop(0) < n and max(first_stop(k) for k in range(3)) == n
+
+
+def test_a_heavy_tail_keeps_adaptive_sampling_going_until_the_calibrated_interval_is_narrow():
+    # Pareto(1.8) values: the plain relative SE understates the uncertainty of the mean, and the
+    # verdict's calibrated interval is wider; stopping on the plain SE would leave the claim
+    # inconclusive, so the stopping rule also asks for the calibrated width
+    rng = np.random.default_rng(5)
+    heavy = (rng.pareto(1.8, size=(3000, 1)) + 1.0)
+    plain = heavy[:, 0].std(ddof=1) / math.sqrt(len(heavy)) / heavy[:, 0].mean()
+    effective = _effective_rel_se(heavy)
+    assert effective > 1.2 * plain                     # measured: 1.71x
+    target = (plain + effective) / 2
+    assert not _precision_reached(heavy, target) and _precision_reached(heavy, effective * 1.001)
+    # a light tail: the calibrated width is the normal one up to bootstrap noise
+    light = rng.normal(10.0, 1.0, size=(3000, 2))
+    plain_light = max(light.std(0, ddof=1) / math.sqrt(len(light)) / light.mean(0))
+    assert plain_light <= _effective_rel_se(light) <= 1.1 * plain_light
 
 
 def test_adaptive_sampling_stops_at_max_nets():

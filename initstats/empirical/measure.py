@@ -20,7 +20,8 @@ and the per-coordinate map ``E (d f_k / d x_i)^2``.  Inputs to one network are s
 correlated, so every statistic is first averaged within a network (over its inputs and, for
 exchangeable logits, over the measured logits); the reported mean and standard error are over
 *independent networks*.  With ``nets=None`` networks are drawn chunk by chunk until the relative
-standard error of ``E||grad f||^2`` reaches ``rel_se`` (or ``max_nets``).
+standard error of ``E||grad f||^2`` reaches ``rel_se``, also as measured by the calibrated
+interval (:class:`MeasureOptions`), or until ``max_nets`` or ``max_time``.
 
 Randomness comes only from ``seed``: chunk ``j`` uses a generator derived from ``(seed, j)``, so
 the same seed, options and device give the same numbers.  On CUDA the run uses deterministic
@@ -84,6 +85,9 @@ class MeasureOptions:
         A fixed number of networks; by default sample until ``rel_se`` is reached.
     rel_se : float
         Target relative standard error of ``E||grad f||_2^2`` (default: a 5 % error detected).
+        Reached when both ``se / mean`` and the *effective* relative SE (the wider half of the
+        calibrated 99 % interval over 2.576, :attr:`Measurement.rel_se_reached`) are at most
+        ``rel_se``: a heavy right tail keeps sampling going.
     min_nets, max_nets : int
         Bounds on the number of networks in adaptive sampling.
     max_time : float, optional
@@ -154,6 +158,9 @@ class MeasureOptions:
         if self.max_time is not None and not (isinstance(self.max_time, (int, float)) and self.max_time > 0
                                                and math.isfinite(self.max_time)):
             raise OptionError(f"max_time={self.max_time!r} is invalid; expected a positive number of seconds")
+        if self.max_time is not None and self.nets is not None:
+            raise OptionError(f"max_time={self.max_time!r} with nets={self.nets}: a time budget applies only to "
+                              "adaptive sampling; drop nets to sample until rel_se or max_time, or drop max_time")
         if self.min_nets > self.max_nets:
             raise OptionError(f"min_nets={self.min_nets} exceeds max_nets={self.max_nets}")
         if isinstance(self.inputs, str) and self.inputs not in INPUT_DISTRIBUTIONS and not str(self.inputs).endswith(".npy"):
@@ -190,8 +197,13 @@ class Measurement:
 
     @property
     def rel_se_reached(self) -> float:
-        """The largest relative standard error of ``E||grad f||^2`` over the measured outputs."""
-        return _worst_rel_se(self.per_net["grad_logit_l2_sq"])
+        """The largest *effective* relative standard error of ``E||grad f||^2`` over the outputs.
+
+        The wider half of the calibrated 99 % interval (:func:`initstats.inference.mean_interval`)
+        divided by 2.576 and by the mean: the plain ``se / mean`` where the tail is light, larger
+        where a heavy tail widens the interval.  Adaptive sampling stops when it reaches ``rel_se``.
+        """
+        return _effective_rel_se(self.per_net["grad_logit_l2_sq"])
 
     @property
     def short(self) -> bool:
@@ -480,7 +492,7 @@ def _measure(opt: MeasureOptions, p: Plan, progress: Callable[[int, int], None] 
         if opt.nets is not None:
             if done >= opt.nets:
                 break
-        elif done >= opt.min_nets and _worst_rel_se(np.concatenate(stats["grad_logit_l2_sq"])) <= opt.rel_se:
+        elif done >= opt.min_nets and _precision_reached(np.concatenate(stats["grad_logit_l2_sq"]), opt.rel_se):
             stopped = "rel_se"
             break
         elif done >= opt.max_nets:
@@ -516,6 +528,33 @@ def _worst_rel_se(values: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(mean != 0, se / np.abs(mean), np.inf)
     return float(rel.max())
+
+
+#: confidence of the interval behind the effective relative standard error (verify's default)
+_PRECISION_CONFIDENCE = 0.99
+
+
+def _effective_rel_se(values: np.ndarray) -> float:
+    """Largest relative half-width, in standard errors, of the calibrated interval over the columns."""
+    from ..inference import mean_interval, z_value
+
+    z = z_value(_PRECISION_CONFIDENCE)
+    worst = 0.0
+    for column in np.asarray(values, dtype=np.float64).T:
+        iv = mean_interval(column, _PRECISION_CONFIDENCE, seed=0)
+        if iv.mean == 0 or not math.isfinite(iv.high):
+            return math.inf
+        worst = max(worst, max(iv.half_widths()) / z / abs(iv.mean))
+    return worst
+
+
+def _precision_reached(values: np.ndarray, rel_se: float) -> bool:
+    """Whether adaptive sampling may stop: the plain relative SE, then the calibrated one, reach ``rel_se``.
+
+    The cheap plain check comes first; the bootstrap runs only once it passes, so a heavy tail that
+    widens the verdict's interval keeps sampling instead of leaving the claim inconclusive.
+    """
+    return _worst_rel_se(values) <= rel_se and _effective_rel_se(values) <= rel_se
 
 
 def _icc(parts: list[tuple[np.ndarray, np.ndarray]]) -> float | None:
