@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy.stats import norm
 
+from ._format import percent, signed
 from .inference import MeanInterval, mean_interval, normal_interval, z_value
 from .inference import holm as holm_p_values
 
@@ -152,11 +153,11 @@ def exact_claim(name: str, statement: str, mean: float | None = None, se: float 
                f"({abs(mean - predicted) / se if se > 0 else math.inf:.1f} standard errors; p = {p:.2g})")
     elif max(lo_w, hi_w) * (1 + float(norm.ppf(power)) / z) > detectable * abs(mean) or not math.isfinite(hi_w):
         verdict = "inconclusive"
-        why = (f"consistent ({rel:+.2%}), but the {confidence:.0%} interval {ci.low:.4g} .. {ci.high:.4g} is too wide "
-               f"to detect a {detectable:.0%} error with {power:.0%} power; draw more networks")
+        why = (f"consistent ({rel:+.2%}), but the {percent(confidence)} interval {ci.low:.4g} .. {ci.high:.4g} is too wide "
+               f"to detect a {percent(detectable)} error with {percent(power)} power; draw more networks")
     else:
         verdict = "pass"
-        why = (f"measured {mean:.5g} ± {se:.2g}, {rel:+.2%} from the prediction, inside the {confidence:.0%} "
+        why = (f"measured {mean:.5g} ± {se:.2g}, {rel:+.2%} from the prediction, inside the {percent(confidence)} "
                f"interval {ci.low:.5g} .. {ci.high:.5g}")
     if ci.method == "tail-bootstrap" and ci.tail_index is not None and ci.high - mean > 1.2 * z * se:
         why += f" (right tail of index {ci.tail_index:.2g}: the interval is widened above the mean)"
@@ -195,7 +196,7 @@ def excess_claim(name: str, statement: str, mean: float | None = None, se: float
     excess, excess_se = ci.mean / predicted - 1, ci.stderr / abs(predicted)
     lo, hi = ci.low / predicted - 1, ci.high / predicted - 1
     verdict = _equivalence(lo, hi, 0.0, tolerance)
-    why = (f"measured/annealed - 1 = {excess:+.2%} (CI {lo:+.2%} .. {hi:+.2%}), tested against ±{tolerance:.0%}; "
+    why = (f"measured/annealed - 1 = {excess:+.2%} (CI {lo:+.2%} .. {hi:+.2%}), tested against ±{percent(tolerance)}; "
            f"{cause}")
     return Claim(claim=name, kind="excess", verdict=verdict, statement=statement, predicted=0.0, estimate=excess,
                  stderr=excess_se, ci_low=lo, ci_high=hi, tolerance=tolerance, confidence=confidence, d=d,
@@ -283,14 +284,14 @@ def scaling_claim(name: str, statement: str, x: Sequence[float], mean: Sequence[
         else:
             verdict = "pass"
         why = (f"fitted exponent {fit.exponent:+.4f} ± {fit.stderr:.4f} (CI {lo:+.4f} .. {hi:+.4f}) over {len(x)} "
-               f"points, exact exponent {exponent:+.4f}" + scatter)
+               f"points, exact exponent {signed(exponent)}" + scatter)
         if verdict == "inconclusive" and math.isfinite(fit.stderr):
             why += f"; the interval cannot detect an exponent error of {detectable:g}"
         tol = detectable
     else:
         verdict = _equivalence(lo, hi, exponent, tolerance)
         why = (f"fitted exponent {fit.exponent:+.3f} ± {fit.stderr:.3f} (CI {lo:+.3f} .. {hi:+.3f}) over {len(x)} "
-               f"points, predicted {exponent:+.3f} ± {tolerance:g}" + scatter)
+               f"points, predicted {signed(exponent, 3)} ± {tolerance:.3g}" + scatter)
         tol = tolerance
     if verdict == "inconclusive" and len(x) < 3:
         why += "; give more dimensions"

@@ -15,19 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._format import show_fraction
 from .exact.results import GraphAnalysis, OutputAnalysis
 
 __all__ = ["show_fraction", "witness_text", "failed_hypotheses", "hypothesis_lines", "exact_summary_frame", "frame_to_markdown", "rich_table", "frame_to_csv",
            "to_json", "output_groups", "rows_display_frame", "claims_display_frame", "report_markdown",
            "write_verification"]
-
-
-def show_fraction(x: Fraction | None, width: int = 10) -> str:
-    """Short display of an exact value: ``'2'``, ``'1/32'``, or ``'0.75249'`` when long."""
-    if x is None:
-        return "-"
-    s = str(x)
-    return s if len(s) <= width else f"{float(x):.5g}"
 
 
 def output_groups(analysis: GraphAnalysis) -> list[tuple[list[str], OutputAnalysis]]:
@@ -271,7 +264,7 @@ def exact_csv(analyses: Sequence[GraphAnalysis]) -> str:
 def write_exact(analyses: Sequence[GraphAnalysis], out: str | Path) -> list[Path]:
     """Write graph.json (:func:`exact_json`), summary.csv (:func:`exact_csv`) and inputs.csv
     (:func:`exact_inputs_frame`) into ``out``, each file atomically; exact values as ``p/q``."""
-    from .graph.io import write_atomic
+    from .files import write_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -288,7 +281,7 @@ def write_verification(result, out: str | Path, *, command: str, plot: bool = Fa
 
     Tables are written first, so that a failure while plotting loses nothing already computed.
     """
-    from .graph.io import write_atomic
+    from .files import write_atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

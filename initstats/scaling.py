@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.special import erf
 
+from ._format import signed
 from .claims import Claim, loglog_fit, not_covered_claim, scaling_claim, z_value
 from .inference import MeanInterval
 
@@ -120,8 +121,8 @@ def _against_reference(name: str, statement: str, ds: list[int], mean: Sequence[
 def _shifted_detail(c: Claim, e_ref: float, tolerance: float | None, n: int) -> str:
     tail = c.detail.split("; ", 1)[1] if "; " in c.detail else ""
     head = (f"fitted exponent {c.estimate + e_ref:+.4f} ± {c.stderr:.4f} (CI {c.ci_low + e_ref:+.4f} .. "  # type: ignore[operator]
-            f"{c.ci_high + e_ref:+.4f}) over {n} points; reference exponent {e_ref:+.4f}"  # type: ignore[operator]
-            + ("" if tolerance is None else f" ± {tolerance:g}"))
+            f"{c.ci_high + e_ref:+.4f}) over {n} points; reference exponent {signed(e_ref)}"  # type: ignore[operator]
+            + ("" if tolerance is None else f" ± {tolerance:.3g}"))
     return head + ("; " + tail if tail else "")
 
 

@@ -11,10 +11,11 @@ from fractions import Fraction
 
 import pandas as pd
 
+from .._format import fraction_text
 from ..spec import node_id
 
 __all__ = ["InputValues", "ExplicitValues", "GridValues", "Witness", "HypothesisCheck", "OutputAnalysis",
-           "GraphAnalysis", "frac_str", "derive_label", "HYPOTHESES", "NO_ANNEALED_KINDS", "MERGE_KINDS"]
+           "GraphAnalysis", "derive_label", "HYPOTHESES", "NO_ANNEALED_KINDS", "MERGE_KINDS"]
 
 #: the checks every output carries, in order: the paper's H1-H5 and assumption (S)
 HYPOTHESES: tuple[str, ...] = ("H1", "H2", "H3", "H4", "H5", "S")
@@ -22,11 +23,6 @@ HYPOTHESES: tuple[str, ...] = ("H1", "H2", "H3", "H4", "H5", "S")
 NO_ANNEALED_KINDS = frozenset({"maxpool", "batchnorm"})
 #: node kinds with deterministic weights that (H') admits: average pools and residual sums
 MERGE_KINDS = frozenset({"avgpool", "sum"})
-
-
-def frac_str(x: Fraction | None) -> str | None:
-    """``"p/q"`` (or ``"p"``) for a Fraction, None for None."""
-    return None if x is None else str(Fraction(x))
 
 
 class InputValues(ABC):
@@ -351,24 +347,24 @@ class OutputAnalysis:
         """JSON-ready summary; fractions as ``"p/q"`` strings."""
         g = self.grad_sq
         return {
-            "lemma8_sum": frac_str(self.lemma8_sum),
+            "lemma8_sum": fraction_text(self.lemma8_sum),
             "symmetric": self.symmetric,
             "lemma9_holds": self.lemma9_holds,
-            "grad_sq_total": frac_str(self.grad_sq_total),
+            "grad_sq_total": fraction_text(self.grad_sq_total),
             "grad_sq_reason": self.grad_sq_reason,
-            "path_sum_total": frac_str(self.path_sum_total),
+            "path_sum_total": fraction_text(self.path_sum_total),
             "witness": None if self.witness is None else self.witness.to_dict(),
             "within_H": self.hypothesis,
             "hypotheses": {c.name: c.to_dict() for c in self.hypotheses},
             "h3_holds": self.h3_holds,
-            "lemma9_max_dev": frac_str(self.lemma9_max_dev),
-            "walk_min": frac_str(self.walk.min),
-            "walk_max": frac_str(self.walk.max),
-            "grad_sq_min": None if g is None else frac_str(g.min),
-            "grad_sq_max": None if g is None else frac_str(g.max),
+            "lemma9_max_dev": fraction_text(self.lemma9_max_dev),
+            "walk_min": fraction_text(self.walk.min),
+            "walk_max": fraction_text(self.walk.max),
+            "grad_sq_min": None if g is None else fraction_text(g.min),
+            "grad_sq_max": None if g is None else fraction_text(g.max),
             "pool_degrees": None if self.pool_degrees is None else list(self.pool_degrees),
             "pooling_uniform": self.pooling_uniform,
-            "theorem_total": frac_str(self.theorem_total),
+            "theorem_total": fraction_text(self.theorem_total),
             "theorem_holds": self.theorem_holds,
         }
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .._format import percent
 from ..claims import SCALING_LAWS
 from .core import Page, ReportWriter
 from .experiments import ExactResults, Fig3Result, Fig4Result, Lemma2Result, PoolingResult, Thm45Result
@@ -80,7 +81,7 @@ downsampling.  The prediction is the exact annealed value of the graph engine, p
         "mean": "E|grad f|^2 measured", "se": "SE", "predicted": "exact prediction", "relative": "relative difference",
         "map_verdict": "per-coordinate map verdict"})
     writer.table(page, "thm45_totals", totals,
-                 f"**E||grad f||^2 against the exact prediction** (exact claims at {confidence:.0%}; the per-coordinate "
+                 f"**E||grad f||^2 against the exact prediction** (exact claims at {percent(confidence)}; the per-coordinate "
                  "map is tested on rings of pixels by distance to the border).")
     v = thm45.verdicts
     exps = v[v["kind"] == "scaling"][["family", "statistic", *_VERDICT_COLS]].rename(columns=_VERDICT_COLS)
@@ -118,7 +119,7 @@ def theorems_7_11_page(writer: ReportWriter, profile: Profile, pooling: PoolingR
 a = k^2 and a dense head; *convolutions* counts every convolution of the network.  Theorems 7/11 state
 `E||grad f||^2 = 2 / prod a_i`, the exact *annealed* value.  A pooling node merges paths through
 deterministic weights, where THEORY.md section 4c's argument for real networks does not apply; the table
-gives the measured excess over the annealed value with its {confidence:.0%} interval, and the exponent in a
+gives the measured excess over the annealed value with its {percent(confidence)} interval, and the exponent in a
 is tested as a scaling law.""")
     configs = pooling.configs.rename(columns={
         "degree": "degree a = prod k^2", "pool_layers": "layers of pooling", "annealed": "annealed 2/prod a",
