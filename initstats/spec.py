@@ -37,6 +37,7 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, TypeAlias
@@ -55,6 +56,7 @@ __all__ = [
     "AxisMap",
     "Stage",
     "axis_map",
+    "window_entries",
     "node_id",
     "classify_kinds",
 ]
@@ -247,6 +249,26 @@ def _reflect(t: int, n: int) -> int:
     return period - t if t >= n else t
 
 
+def window_entries(i: int, n_in: int, kernel: int, stride: int, dilation: int, pad: int,
+                   mode: str) -> Iterator[tuple[int, int]]:
+    """``(kernel index, input position)`` for each kernel entry of window ``i`` that reads an input.
+
+    One spatial axis; entries in zero padding are skipped, circular padding wraps around and
+    reflect padding mirrors without repeating the edge (torch's ``'reflect'``).
+
+    >>> list(window_entries(0, 3, 3, 1, 1, 1, "reflect"))   # reads (1, 0, 1)
+    [(0, 1), (1, 0), (2, 1)]
+    """
+    for a in range(kernel):
+        t = i * stride - pad + a * dilation
+        if 0 <= t < n_in:
+            yield a, t
+        elif mode == "circular":
+            yield a, t % n_in
+        elif mode != "zero":
+            yield a, _reflect(t, n_in)
+
+
 def axis_map(n_in: int, kernel: int, stride: int, dilation: int, pad: int, mode: str,
              *, where: str = "layer") -> AxisMap:
     """The :class:`AxisMap` of a 1-D window operation, validated.
@@ -270,16 +292,7 @@ def axis_map(n_in: int, kernel: int, stride: int, dilation: int, pad: int, mode:
     taps = []
     for i in range(n_out):
         counts: dict[int, int] = {}
-        for a in range(kernel):
-            t = i * stride - pad + a * dilation
-            if 0 <= t < n_in:
-                j = t
-            elif mode == "zero":
-                continue
-            elif mode == "circular":
-                j = t % n_in
-            else:
-                j = _reflect(t, n_in)
+        for _, j in window_entries(i, n_in, kernel, stride, dilation, pad, mode):
             counts[j] = counts.get(j, 0) + 1
         if not counts:
             raise SpecError(

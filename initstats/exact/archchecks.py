@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
-from ..spec import RANDOM_KINDS, Arch, Conv, Stage, _reflect, node_id
+from ..spec import RANDOM_KINDS, Arch, Conv, Stage, node_id, window_entries
 from .hypotheses import h1_check, h2_check, h3_check, h4_check, h5_det_check, h5_holds_check, h5_shared_check, s_check
 from .results import MERGE_KINDS, NO_ANNEALED_KINDS, HypothesisCheck, Witness
 
@@ -53,16 +53,7 @@ def kernel_taps(n_in: int, kernel: int, stride: int, dilation: int, pad: int, mo
     out = []
     for i in range(n_out):
         taps: dict[int, set[int]] = {}
-        for a in range(kernel):
-            t = i * stride - pad + a * dilation
-            if 0 <= t < n_in:
-                j = t
-            elif mode == "zero":
-                continue
-            elif mode == "circular":
-                j = t % n_in
-            else:
-                j = _reflect(t, n_in)
+        for a, j in window_entries(i, n_in, kernel, stride, dilation, pad, mode):
             taps.setdefault(j, set()).add(a)
         out.append({j: frozenset(s) for j, s in taps.items()})
     return out
