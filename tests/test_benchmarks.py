@@ -26,6 +26,7 @@ from initstats.empirical.measure import MeasureOptions, plan
 from initstats.exact import analyse
 from initstats.families import make_arch
 from initstats.graph import count_edges
+from .markdown import tables
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 PADDINGS = ("zero", "circular", "reflect")
@@ -43,21 +44,6 @@ def section(text: str, name: str) -> str:
     assert text.count(start) == 1 and text.count(end) == 1, f"section {name!r} missing or repeated"
     return text[text.index(start) + len(start):text.index(end)].strip()
 
-
-def tables(md: str) -> list[list[dict[str, str]]]:
-    """Every markdown table of ``md``, in order, as rows of ``{header: cell}``."""
-    out, block = [], []
-    for line in md.splitlines() + [""]:
-        if line.startswith("|"):
-            block.append([c.strip() for c in line.strip().strip("|").split("|")])
-            continue
-        if block:
-            header, rule, *rows = block
-            assert all(re.fullmatch(r"-+:?", c) for c in rule), f"not a table rule: {rule}"
-            assert all(len(r) == len(header) for r in rows), f"ragged table under {header}"
-            out.append([dict(zip(header, r)) for r in rows])
-            block = []
-    return out
 
 
 def table_with(md: str, column: str) -> list[dict[str, str]]:

@@ -29,6 +29,7 @@ from scipy.stats import beta, norm
 from initstats.claims import exact_claim
 from initstats.empirical.measure import MeasureOptions, measure
 from initstats.exact import analyse
+from .markdown import tables
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration.py"
 
@@ -63,20 +64,6 @@ def section(page: str, heading: str) -> str:
     assert m, f"no section {heading!r}"
     return m.group(1)
 
-
-def tables(md: str) -> list[list[dict[str, str]]]:
-    out, block = [], []
-    for line in md.splitlines() + [""]:
-        if line.startswith("|"):
-            block.append([c.strip() for c in line.strip().strip("|").split("|")])
-            continue
-        if block:
-            header, rule, *rows = block
-            assert all(re.fullmatch(r"-+:?", c) for c in rule), rule
-            assert all(len(r) == len(header) for r in rows), header
-            out.append([dict(zip(header, r)) for r in rows])
-            block = []
-    return out
 
 
 def table(page: str, heading: str, index: int = 0) -> list[dict[str, str]]:
