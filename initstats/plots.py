@@ -113,7 +113,7 @@ def _log_ticks(ax) -> None:
 
 def save_figure(fig, path: str | Path) -> None:
     """Write a figure as PNG atomically and close it."""
-    from .graph.io import write_atomic
+    from .files import write_atomic
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")

@@ -366,7 +366,7 @@ def test_write_atomic_gives_the_permissions_of_open(tmp_path):
     """Not mkstemp's owner-only 0o600: the umask's default for a new file, the old mode for a replaced one."""
     import os
 
-    from initstats.graph.io import write_atomic
+    from initstats.files import write_atomic
 
     umask = os.umask(0o022)
     try:

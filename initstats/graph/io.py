@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import networkx as nx
 
 from ..errors import GraphError, GraphFormatError, NotADAGError, SpecFileError
+from ..files import write_atomic
 from ..spec import DETERMINISTIC_KINDS, NODE_KINDS
 
-__all__ = ["parse_var", "check_graph", "to_node_link", "from_node_link", "read_graph", "write_graph",
-           "write_atomic"]
+__all__ = ["parse_var", "check_graph", "to_node_link", "from_node_link", "read_graph", "write_graph"]
 
 
 def parse_var(value: object, edge: tuple[object, object]) -> Fraction:
@@ -179,34 +178,6 @@ def read_graph(path: str | os.PathLike) -> nx.DiGraph:
     except json.JSONDecodeError as err:
         raise SpecFileError(f"spec file {str(p)!r} is not JSON: {err.msg} at line {err.lineno}, column {err.colno}") from None
     return from_node_link(data, source=str(p))
-
-
-def _new_file_mode(p: Path) -> int:
-    """The permissions ``open()`` would give: those of the file being replaced, else 0o666 less the umask."""
-    try:
-        return p.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def write_atomic(path: str | os.PathLike, text: str | bytes) -> None:
-    """Write a file atomically: to a temporary file beside it, then rename (text as UTF-8).
-
-    The file gets the permissions a plain ``open(path, "w")`` would give it (``mkstemp`` alone
-    would leave it readable by its owner only)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text if isinstance(text, bytes) else text.encode("utf-8"))
-        os.chmod(tmp, _new_file_mode(p))
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_graph(g: nx.DiGraph, path: str | os.PathLike) -> None:

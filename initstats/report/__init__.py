@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..empirical.measure import MeasureOptions
-from ..graph.io import write_atomic
+from ..files import write_atomic
 from ..verify import VerifySettings
 from . import experiments, pages
 from .core import ReportWriter

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..graph.io import write_atomic
+from ..files import write_atomic
 
 __all__ = ["cell", "render_table", "Page", "ReportWriter", "TABLE_MARKER"]
 
