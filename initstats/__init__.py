@@ -18,6 +18,7 @@ from .errors import (DeviceError, GraphError, GraphFormatError, InitStatsError, 
 from .exact import GraphAnalysis, OutputAnalysis, Witness, analyse
 from .families import FAMILIES, make_arch, with_avgpool, with_logit_relu
 from .graph import build_graph, read_graph, write_graph
+from .measurement import MeasureOptions, Measurement
 from .spec import Arch, AvgPool, Conv, Dense, MaxPool, Residual
 
 __version__ = "0.1.0"
@@ -25,8 +26,6 @@ __version__ = "0.1.0"
 #: names loaded on first use (they import torch)
 _LAZY = {
     "measure": "initstats.empirical.measure",
-    "MeasureOptions": "initstats.empirical.measure",
-    "Measurement": "initstats.empirical.measure",
     "verify_family": "initstats.verify",
     "verify_graph": "initstats.verify",
     "Verification": "initstats.verify",

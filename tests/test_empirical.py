@@ -14,6 +14,7 @@ import itertools
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -29,8 +30,8 @@ from torch import nn
 from initstats.empirical.common import chunk_generator, init_gain, resolve_device, strict_numerics
 from initstats.empirical.dagnet import DagEnsemble
 from initstats.empirical.ensemble import ArchEnsemble
-from initstats.empirical.measure import (LOGIT_STATISTICS, STATISTICS, MeasureOptions, _effective_rel_se, _icc,
-                                         _precision_reached, measure)
+from initstats.empirical.measure import LOGIT_STATISTICS, STATISTICS, MeasureOptions, measure
+from initstats.measurement import effective_rel_se, icc, precision_reached
 from initstats.errors import DeviceError, OptionError, SpecFileError
 from initstats.exact import analyse
 from initstats.families import make_arch, with_logit_relu
@@ -592,9 +593,12 @@ def test_measure_on_a_dag_keeps_outputs_apart():
 # --------------------------------------------------------------------------------------------
 
 def _icc_of(per_input: np.ndarray, chunks: int = 1) -> float | None:
-    """``_icc`` on a ``(inputs, networks)`` table, split into ``chunks`` parts as ``measure()`` hands it."""
+    """``icc`` on a ``(inputs, networks)`` table, reduced chunk by chunk to per-network means and
+    within sums of squares as ``measure()`` does, the chunks' statistics concatenated."""
     parts = np.array_split(per_input, chunks, axis=1)
-    return _icc([(p, p.mean(0)) for p in parts])
+    means = [p.mean(0) for p in parts]
+    ss = [((p - m) ** 2).sum(0) for p, m in zip(parts, means)]
+    return icc(np.concatenate(means), np.concatenate(ss), per_input.shape[0])
 
 
 def _icc_from_f(per_input: np.ndarray) -> float:
@@ -625,7 +629,7 @@ def test_icc_on_hand_computed_tables():
     # MSW = (1 + 0 + 1) / (2 * 2) = 1/2, ICC = (11/2) / (6 + 2 * 1/2) = 11/14
     assert _icc_of(np.array([[1.0, 4.0], [2.0, 4.0], [3.0, 4.0]])) == pytest.approx(11 / 14, rel=1e-12)
     # nothing to estimate
-    assert _icc([]) is None
+    assert icc(np.zeros(0), np.zeros(0), 2) is None
     assert _icc_of(np.array([[1.0], [2.0]])) is None                 # one network
     assert _icc_of(np.full((3, 4), 2.5)) is None                     # no variance at all
 
@@ -684,10 +688,16 @@ def test_bad_measure_inputs(tmp_path):
                            ({"nets": True}, "nets=True")]:
         with pytest.raises(OptionError, match=needle):
             MeasureOptions(**kwargs)
-    for kwargs, needle in [({"dtype": "float16"}, "float16"), ({"init": "xavier"}, "xavier"),
-                           ({"logits": 11}, "logits=11"), ({"device": "tpu"}, "tpu")]:
-        with pytest.raises((OptionError, DeviceError), match=needle):
-            measure(arch, MeasureOptions(nets=2, **kwargs))
+    # init, dtype and device are checked when the options are made, naming the value and the choices
+    for kwargs, needle in [({"dtype": "float16"}, "dtype='float16' is unknown; expected one of 'float32', 'float64'"),
+                           ({"init": "xavier"}, "init='xavier' is unknown; expected one of 'he', 'lecun'"),
+                           ({"device": "tpu"}, "device='tpu' is unknown; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+                           ({"device": "cuda:x"}, "device='cuda:x'"), ({"first_chunk": -1}, "first_chunk=-1"),
+                           ({"implicit_dense": "yes"}, "implicit_dense='yes'")]:
+        with pytest.raises(OptionError, match=re.escape(needle)):
+            MeasureOptions(nets=2, **kwargs)
+    with pytest.raises(OptionError, match="logits=11"):
+        measure(arch, MeasureOptions(nets=2, logits=11))
     bn = make_arch("cnn", 8, channels=2, batchnorm=True)
     with pytest.raises(OptionError, match="BatchNorm"):
         measure(bn, MeasureOptions(nets=2, inputs_per_net=1, device="cpu"))
@@ -739,6 +749,43 @@ def test_strict_numerics_on_cuda_sets_and_restores_the_flags():
     assert _numerics_flags() == before
 
 
+def test_strict_numerics_restores_the_cublas_variable(monkeypatch):
+    """An unset CUBLAS_WORKSPACE_CONFIG is set inside the context and unset again after it; a
+    value the user set is kept."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    with strict_numerics(torch.device("cuda")):
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    with strict_numerics(torch.device("cuda")):
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+
+
+def test_measure_keeps_freed_memory_only_while_it_runs(monkeypatch):
+    """measure() raises glibc's thresholds for its run and sets glibc's defaults again afterwards
+    (recorded through a stand-in for mallopt), also when it fails; not on CUDA."""
+    import initstats.empirical.common as common
+
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(common, "_mallopt", lambda param, value: calls.append((param, value)) or True)
+    monkeypatch.setattr(common.platform, "libc_ver", lambda: ("glibc", "2.35"))
+    monkeypatch.delenv("INITSTATS_NO_MALLOPT", raising=False)
+    monkeypatch.setattr(common, "_kept_for_process", False)
+    measure(make_arch("fc", 2, width=4, depth=1), MeasureOptions(nets=2, device="cpu"))
+    kept, default = [(-3, 32 << 20), (-1, 256 << 20)], [(-3, 128 * 1024), (-1, 128 * 1024)]
+    assert calls == kept + default
+    calls.clear()
+    with pytest.raises(KeyError):
+        with common.freed_memory_kept(torch.device("cpu")):
+            raise KeyError
+    assert calls == kept + default
+    calls.clear()
+    with common.freed_memory_kept(torch.device("cuda")):
+        pass
+    assert calls == []
+
+
 def test_init_gain():
     assert init_gain("he") == 2.0 and init_gain("lecun") == 1.0
     with pytest.raises(OptionError, match="'orthogonal'"):
@@ -787,7 +834,33 @@ def test_more_networks_extend_the_sample_and_adaptive_sampling_is_a_prefix():
     assert se / mean <= 0.05
     assert fixed.rel_se_reached <= 0.05
     # one chunk fewer would not have reached the target
-    assert not _precision_reached(fixed.per_net["grad_logit_l2_sq"][: n - 16], 0.05)
+    assert not precision_reached(fixed.per_net["grad_logit_l2_sq"][: n - 16], 0.05)
+
+
+@pytest.mark.parametrize("network", ["arch", "dag"])
+def test_measurements_of_consecutive_chunks_merge_into_the_whole_run(network):
+    """Sufficient statistics that add: chunks 0-2 and chunks 3-5 (``first_chunk=3``) merge into the
+    run of chunks 0-5, per-network values bit for bit and per-coordinate sums up to rounding."""
+    net = make_arch("fc", 2, width=16, depth=2) if network == "arch" else hand_dag()
+    kw = dict(chunk=16, device="cpu", inputs_per_net=3, seed=4)
+    groups = np.arange(net.d if network == "arch" else 4) % 2
+    whole = measure(net, MeasureOptions(nets=96, **kw), coord_groups=groups)
+    first = measure(net, MeasureOptions(nets=48, **kw), coord_groups=groups)
+    second = measure(net, MeasureOptions(nets=48, first_chunk=3, **kw), coord_groups=groups)
+    both = first.merge(second)
+    assert both.n_nets == 96
+    for s in STATISTICS:
+        np.testing.assert_array_equal(both.per_net[s], whole.per_net[s])
+        # the second part really drew other networks than the first
+        assert not np.array_equal(first.per_net[s], second.per_net[s])
+    np.testing.assert_array_equal(both.group_sums, whole.group_sums)
+    np.testing.assert_allclose(both.coord_mean, whole.coord_mean, rtol=1e-12)
+    np.testing.assert_allclose(both.coord_se, whole.coord_se, rtol=1e-9)
+    assert both.icc == pytest.approx(whole.icc, rel=1e-12)
+    # parts of different networks or sizes do not merge
+    other = measure(make_arch("fc", 3, width=16, depth=2), MeasureOptions(nets=16, chunk=16, device="cpu"))
+    with pytest.raises(OptionError, match="different"):
+        first.merge(other)
 
 
 def test_adaptive_sampling_waits_for_the_noisiest_output():
@@ -799,12 +872,12 @@ def test_adaptive_sampling_waits_for_the_noisiest_output():
     n = m.n_nets
     col = m.per_net["grad_logit_l2_sq"]
     assert n > 32                                       # measured: 2048
-    assert not _precision_reached(col[: n - 32], 0.08)
+    assert not precision_reached(col[: n - 32], 0.08)
 
     # and it is not output 0 that decided: output 0 alone would have stopped earlier (measured: 320),
     # so a rule watching only the first output fails the checks above
     def first_stop(k: int) -> int:
-        return next(i for i in range(32, n + 1, 32) if _precision_reached(col[:i, k:k + 1], 0.08))
+        return next(i for i in range(32, n + 1, 32) if precision_reached(col[:i, k:k + 1], 0.08))
 
     assert first_stop(0) < n and max(first_stop(k) for k in range(3)) == n
 
@@ -816,14 +889,14 @@ def test_a_heavy_tail_keeps_adaptive_sampling_going_until_the_calibrated_interva
     rng = np.random.default_rng(5)
     heavy = (rng.pareto(1.8, size=(3000, 1)) + 1.0)
     plain = heavy[:, 0].std(ddof=1) / math.sqrt(len(heavy)) / heavy[:, 0].mean()
-    effective = _effective_rel_se(heavy)
+    effective = effective_rel_se(heavy)
     assert effective > 1.2 * plain                     # measured: 1.71x
     target = (plain + effective) / 2
-    assert not _precision_reached(heavy, target) and _precision_reached(heavy, effective * 1.001)
+    assert not precision_reached(heavy, target) and precision_reached(heavy, effective * 1.001)
     # a light tail: the calibrated width is the normal one up to bootstrap noise
     light = rng.normal(10.0, 1.0, size=(3000, 2))
     plain_light = max(light.std(0, ddof=1) / math.sqrt(len(light)) / light.mean(0))
-    assert plain_light <= _effective_rel_se(light) <= 1.1 * plain_light
+    assert plain_light <= effective_rel_se(light) <= 1.1 * plain_light
 
 
 def test_adaptive_sampling_stops_at_max_nets():

@@ -22,9 +22,10 @@ import torch.nn.functional as F
 
 from ..errors import OptionError
 from ..spec import Arch
-from .common import chunk_generator
+from ..measurement import MeasureOptions
+from .common import strict_numerics
 from .ensemble import ArchEnsemble
-from .measure import MeasureOptions, _Sampler, plan
+from .sampling import chunks, plan
 
 __all__ = ["fgsm"]
 
@@ -61,37 +62,32 @@ def fgsm(arch: Arch, eps: Sequence[float], options: MeasureOptions | None = None
     if not eps or any(not (e > 0 and math.isfinite(e)) for e in eps):
         raise OptionError(f"eps={eps!r}: attack sizes must be positive numbers")
     p = plan(arch, opt)
-    sampler = _Sampler(opt.inputs, arch.input_shape, p.device, p.dtype)
     true_inc = np.zeros((0, len(eps)))
     first = np.zeros((0, len(eps)))
-    done, j = 0, 0
-    ensembles: dict[int, ArchEnsemble] = {}
-    while done < opt.nets:
-        n = min(p.chunk, opt.nets - done)
-        ens = ensembles.get(n) or ensembles.setdefault(
-            n, ArchEnsemble(arch, n, init=opt.init, device=p.device, dtype=p.dtype, implicit_dense=False))
-        g = chunk_generator(opt.seed, (j,), p.device)
-        ens.resample(g)
-        x = sampler(p.batch, n, g).requires_grad_(True)
-        labels = torch.randint(0, p.k_total, (p.batch, n), generator=g, device=p.device)
 
-        def loss_of(inp: torch.Tensor) -> torch.Tensor:
-            out = ens(inp)
-            return F.cross_entropy(out.reshape(-1, p.k_total), labels.reshape(-1), reduction="none").reshape(p.batch, n)
+    def explicit(n: int) -> ArchEnsemble:  # the attack reuses each network: dense layers drawn explicitly
+        return ArchEnsemble(arch, n, init=opt.init, device=p.device, dtype=p.dtype, implicit_dense=False)
 
-        base = loss_of(x)
-        grad, = torch.autograd.grad(base.sum(), x)
-        with torch.no_grad():
-            l1 = grad.reshape(p.batch, n, -1).abs().sum(-1)
-            direction = grad.sign()
-            t_rows, f_rows = [], []
-            for e in eps:
-                t_rows.append((loss_of(x + e * direction) - base).mean(0))  # per network, mean over inputs
-                f_rows.append((e * l1).mean(0))
-            true_inc = np.concatenate([true_inc, torch.stack(t_rows, 1).double().cpu().numpy()])
-            first = np.concatenate([first, torch.stack(f_rows, 1).double().cpu().numpy()])
-        done += n
-        j += 1
+    with strict_numerics(p.device):
+        for c in chunks(p, opt, opt.nets, make=explicit):
+            n, x, ens = c.nets, c.x, c.ensemble
+
+            def loss_of(inp: torch.Tensor) -> torch.Tensor:
+                out = ens(inp)  # type: ignore[operator]
+                return F.cross_entropy(out.reshape(-1, p.k_total), c.labels.reshape(-1),
+                                       reduction="none").reshape(p.batch, n)
+
+            base = loss_of(x)
+            grad, = torch.autograd.grad(base.sum(), x)
+            with torch.no_grad():
+                l1 = grad.reshape(p.batch, n, -1).abs().sum(-1)
+                direction = grad.sign()
+                t_rows, f_rows = [], []
+                for e in eps:
+                    t_rows.append((loss_of(x + e * direction) - base).mean(0))  # per network, mean over inputs
+                    f_rows.append((e * l1).mean(0))
+                true_inc = np.concatenate([true_inc, torch.stack(t_rows, 1).double().cpu().numpy()])
+                first = np.concatenate([first, torch.stack(f_rows, 1).double().cpu().numpy()])
     n_nets = len(true_inc)
     rows = []
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from ..errors import DeviceError, OptionError
+from ..measurement import INITS
 
 __all__ = ["INITS", "DTYPES", "init_gain", "resolve_device", "resolve_dtype", "chunk_generator",
-           "keep_freed_memory", "strict_numerics"]
+           "keep_freed_memory", "freed_memory_kept", "strict_numerics"]
 
-INITS = ("he", "lecun")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -76,8 +76,8 @@ def strict_numerics(device: torch.device):
     for convolutions and matrix products, cuDNN is deterministic and does not benchmark, and
     ``torch.use_deterministic_algorithms(True, warn_only=True)`` holds (an operation without a
     deterministic implementation warns instead of failing); ``CUBLAS_WORKSPACE_CONFIG`` is set to
-    ``:4096:8``, cuBLAS's reproducible workspace, unless already set.  Every setting is restored
-    on exit.  The settings are process-wide while the context is open.
+    ``:4096:8``, cuBLAS's reproducible workspace, unless already set.  Every setting, the
+    environment variable included, is restored on exit.  The settings are process-wide while the context is open.
 
     Examples
     --------
@@ -88,6 +88,7 @@ def strict_numerics(device: torch.device):
     if device.type != "cuda":
         yield
         return
+    saved_env = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
     saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark,
@@ -100,30 +101,70 @@ def strict_numerics(device: torch.device):
     finally:
         cudnn.allow_tf32, matmul.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved[:4]
         torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+        if saved_env is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
+#: glibc's default mmap and trim thresholds (mallopt(3)): 128 KiB each
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+_KEPT = (32 << 20, 256 << 20)  # mmap, trim thresholds while freed memory is kept
+_kept_for_process = False
+
+
+def _mallopt(param: int, value: int) -> bool:
+    """glibc's ``mallopt``; False where it is unavailable."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(param, value))
+    except (OSError, AttributeError):
+        return False
+
+
+def _set_thresholds(mmap: int, trim: int) -> bool:
+    if os.environ.get("INITSTATS_NO_MALLOPT") == "1" or platform.libc_ver()[0] != "glibc":
+        return False
+    return _mallopt(_M_MMAP_THRESHOLD, mmap) and _mallopt(_M_TRIM_THRESHOLD, trim)
 
 
 @functools.cache
 def keep_freed_memory() -> bool:
-    """Let glibc keep freed CPU memory for reuse instead of returning it to the system.
+    """Let glibc keep freed CPU memory for reuse, for the rest of the process (benchmarks use this).
 
     Every chunk of networks allocates its activations afresh.  glibc serves allocations above its
     mmap threshold (128 KiB at first, adjusted up to 32 MiB) with fresh mappings and trims the
     heap when freed memory exceeds its trim threshold, so each chunk's activations page-fault
     again.  Measured on a 2-core CPU with ``measure()`` on the 128-px ``cnn``, that was ~1,600
     minor page faults per network, and raising the thresholds (mmap 32 MiB, trim 256 MiB) ran
-    35 % more networks per second.  :func:`~initstats.empirical.measure.measure` calls this once
-    for CPU runs; the process then keeps up to 256 MiB of freed memory.  It does nothing outside
-    glibc (other allocators, macOS, Windows) or when the environment variable
-    ``INITSTATS_NO_MALLOPT=1`` is set.  Returns whether the thresholds were set (cached: later calls
-    return the first answer and change nothing).
+    35 % more networks per second.  :func:`measure() <initstats.empirical.measure.measure>` does
+    this only while it runs (:func:`freed_memory_kept`); this function does it for good, and the
+    process then keeps up to 256 MiB of freed memory.  It does nothing outside glibc (other
+    allocators, macOS, Windows) or when the environment variable ``INITSTATS_NO_MALLOPT=1`` is
+    set.  Returns whether the thresholds were set (cached: later calls return the first answer
+    and change nothing).
     """
-    if os.environ.get("INITSTATS_NO_MALLOPT") == "1" or platform.libc_ver()[0] != "glibc":
-        return False
+    global _kept_for_process
+    _kept_for_process = _set_thresholds(*_KEPT)
+    return _kept_for_process
+
+
+@contextlib.contextmanager
+def freed_memory_kept(device: torch.device):
+    """On a CPU, glibc keeps freed memory while the context is open (see :func:`keep_freed_memory`).
+
+    On exit glibc's default thresholds (128 KiB) are set again; glibc's dynamic adjustment of the
+    mmap threshold stays off, as after any ``mallopt``.  Nothing happens on CUDA, outside glibc,
+    with ``INITSTATS_NO_MALLOPT=1``, or after :func:`keep_freed_memory` made the setting permanent.
+    The thresholds are process-wide while the context is open.
+
+    Examples
+    --------
+    >>> with freed_memory_kept(torch.device("cuda")):   # a no-op off the CPU
+    ...     pass
+    """
+    changed = device.type == "cpu" and not _kept_for_process and _set_thresholds(*_KEPT)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20))
-    except (OSError, AttributeError):
-        return False
+        yield
+    finally:
+        if changed:
+            _set_thresholds(_GLIBC_DEFAULT_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
