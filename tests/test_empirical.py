@@ -65,9 +65,9 @@ def net_weights(ens: ArchEnsemble, i: int) -> dict[int, torch.Tensor]:
     """The weights of network ``i`` of an ensemble: ``(C_out, C_in, *k)`` kernels, ``(fan_in, out)`` matrices."""
     out = {}
     for s in ens.arch.stages[1:]:
-        if s.op == "conv":
+        if s.is_conv:
             out[s.index] = ens.weights[s.index][i * s.channels:(i + 1) * s.channels]
-        elif s.op == "dense":
+        elif s.is_dense:
             out[s.index] = ens.weights[s.index][i]
     return out
 
@@ -81,7 +81,7 @@ def reference_forward(arch: Arch, weights: dict[int, torch.Tensor], x: torch.Ten
             if isinstance(layer, Residual):
                 y = run(layer.body, h)
                 s = next(stages)
-                assert s.op == "sum"
+                assert s.kind == "sum"
                 h = h + y                                   # a sum node: no activation
                 continue
             s = next(stages)
@@ -147,11 +147,11 @@ def shared_edge_weights(arch: Arch, weights: dict[int, torch.Tensor]) -> tuple[d
     weight: dict[tuple[str, str], float] = defaultdict(float)
     mult: dict[tuple[str, str], int] = defaultdict(int)
     for s in arch.stages[1:]:
-        if s.op not in ("conv", "dense"):
+        if not s.mixes_channels:
             continue
         src = arch.stages[s.sources[0]]
         w = weights[s.index].detach().cpu().numpy()
-        if s.op == "dense":
+        if s.is_dense:
             for i, idx in enumerate(itertools.product(*(range(n) for n in src.shape))):
                 for o in range(s.channels):
                     key = (node_id(src.name, idx), node_id(s.name, (o,)))

@@ -294,7 +294,7 @@ def _brute_h5(arch: Arch) -> tuple[bool, bool]:
         det_ok &= len(dets) < 2
     shared_ok = True
     for s in arch.stages[1:]:
-        if s.op != "conv":
+        if not s.is_conv:
             continue
         src, layer = arch.stages[s.sources[0]], s.layer
         rank = len(src.spatial)

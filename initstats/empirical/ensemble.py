@@ -21,21 +21,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..spec import Arch, Conv, Stage
+from ..spec import Arch, Stage
 from .common import init_gain
 from .implicit import implicit_dense
 
 __all__ = ["ArchEnsemble"]
-
-
-def _geometry(layer: Conv, rank: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Kernel, stride, dilation and padding of a convolution, one entry per axis."""
-    def tup(v):
-        return v if isinstance(v, tuple) else (v,) * rank
-
-    k, stride, dil = tup(layer.kernel), tup(layer.stride), tup(layer.dilation)
-    pads = tuple(di * (ki - 1) // 2 for di, ki in zip(dil, k)) if layer.pad is None else tup(layer.pad)
-    return k, stride, dil, pads
 
 
 def _circular_pad(x: torch.Tensor, pads: tuple[int, ...]) -> torch.Tensor:
@@ -88,11 +78,10 @@ class ArchEnsemble:
         self.weights: dict[int, torch.Tensor] = {}
         self.std: dict[int, float] = {}
         for s in arch.stages[1:]:
-            if s.op == "conv":
+            if s.is_conv:
                 src = arch.stages[s.sources[0]]
-                k = tuple(m.kernel for m in s.axes)
-                shape: tuple[int, ...] = (n_nets * s.channels, src.channels, *k)
-            elif s.op == "dense":
+                shape: tuple[int, ...] = (n_nets * s.channels, src.channels, *s.kernel)
+            elif s.is_dense:
                 src = arch.stages[s.sources[0]]
                 shape = (n_nets, src.size, s.channels)
                 if implicit_dense:  # drawn implicitly at each call, see initstats.empirical.implicit
@@ -114,36 +103,29 @@ class ArchEnsemble:
         self._generator = generator
 
     def _conv(self, s: Stage, x: torch.Tensor) -> torch.Tensor:
-        layer: Conv = s.layer  # type: ignore[assignment]
-        rank = len(s.axes)
-        _, stride, dil, pads = _geometry(layer, rank)
-        conv = F.conv1d if rank == 1 else F.conv2d
+        conv = F.conv1d if len(s.axes) == 1 else F.conv2d
         w = self.weights[s.index]
-        if layer.padding == "zero":
-            return conv(x, w, stride=stride, padding=pads, dilation=dil, groups=self.n_nets)
-        if layer.padding == "circular":
-            x = _circular_pad(x, pads)
+        if s.padding == "zero":
+            return conv(x, w, stride=s.stride, padding=s.pad, dilation=s.dilation, groups=self.n_nets)
+        if s.padding == "circular":
+            x = _circular_pad(x, s.pad)
         else:
             flat = []
-            for p in reversed(pads):
+            for p in reversed(s.pad):
                 flat += [p, p]
             x = F.pad(x, flat, mode="reflect")
-        return conv(x, w, stride=stride, dilation=dil, groups=self.n_nets)
+        return conv(x, w, stride=s.stride, dilation=s.dilation, groups=self.n_nets)
 
     def _pool(self, s: Stage, x: torch.Tensor) -> torch.Tensor:
-        layer = s.layer
         rank = len(s.axes)
-        if layer.kernel is None:  # type: ignore[attr-defined]
+        if not s.kernel:  # a global pool
             dims = tuple(range(2, 2 + rank))
             return x.mean(dim=dims, keepdim=True) if s.kind == "avgpool" else x.amax(dim=dims, keepdim=True)
-        k = tuple(m.kernel for m in s.axes)
-        st = layer.stride if layer.stride is not None else layer.kernel  # type: ignore[attr-defined]
-        stride = st if isinstance(st, tuple) else (st,) * rank
         if s.kind == "avgpool":
             pool = F.avg_pool1d if rank == 1 else F.avg_pool2d
         else:
             pool = F.max_pool1d if rank == 1 else F.max_pool2d
-        return pool(x, k, stride)
+        return pool(x, s.kernel, s.stride)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_nets, K)`` for inputs ``x`` of shape ``(batch, n_nets, *input_shape)``."""
@@ -155,9 +137,9 @@ class ArchEnsemble:
         outs: list[torch.Tensor] = [h0]
         for s in arch.stages[1:]:
             src = outs[s.sources[0]]
-            if s.op == "conv":
+            if s.is_conv:
                 h = self._conv(s, src)
-            elif s.op == "dense":
+            elif s.is_dense:
                 flat = src.reshape(b, n, -1)
                 if s.index in self.weights:
                     h = torch.einsum("bni,nio->bno", flat, self.weights[s.index])
@@ -165,13 +147,13 @@ class ArchEnsemble:
                     if self._generator is None:
                         raise RuntimeError("call resample(generator) before evaluating an ensemble")
                     h = implicit_dense(flat, self.std[s.index], s.channels, self._generator)
-            elif s.op == "pool":
+            elif s.is_pool:
                 h = self._pool(s, src)
             else:  # residual sum
                 h = outs[s.sources[0]] + outs[s.sources[1]]
             if s.kind == "batchnorm":
                 shape = h.shape
-                h = F.batch_norm(h.reshape(b, -1, *shape[3:]) if s.op == "dense" else h, None, None,
+                h = F.batch_norm(h.reshape(b, -1, *shape[3:]) if s.is_dense else h, None, None,
                                  training=True).reshape(shape)
             if s.kind in ("relu", "batchnorm"):
                 h = torch.relu(h)

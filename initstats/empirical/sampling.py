@@ -157,7 +157,7 @@ def plan(network: Arch | nx.DiGraph, options: MeasureOptions | None = None) -> P
         outputs_all = tuple(node_id(arch.stages[-1].name, (k,)) for k in range(k_total))
         batch = opt.inputs_per_net or (16 if has_bn else 1)
         largest = max(s.size for s in arch.stages)
-        implicit = opt.implicit_dense and all(s.fan_in >= batch for s in arch.stages if s.op == "dense")
+        implicit = opt.implicit_dense and all(s.fan_in >= batch for s in arch.stages if s.is_dense)
         weights = ArchEnsemble(arch, 1, init=opt.init, implicit_dense=implicit).num_parameters
         cpu_act_budget = 2 << 20
 

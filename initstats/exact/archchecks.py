@@ -117,7 +117,7 @@ def _h3(arch: Arch, var_scale: Fraction, reach: Reach) -> HypothesisCheck:
         for pos in _positions(s):
             if not reach(s.index, pos):
                 continue
-            taps = spatial_taps(s.axes, pos if s.op != "dense" else tuple(0 for _ in src.spatial))
+            taps = spatial_taps(s.axes, pos if not s.is_dense else tuple(0 for _ in src.spatial))
             degree = src.channels * len(taps)
             for p, m in taps:
                 var = Fraction(2 * m, s.fan_in) * var_scale
@@ -136,7 +136,7 @@ def _det_witness(arch: Arch, reach: Reach) -> HypothesisCheck | None:
         covers: dict[int, list[list[list[int]]]] = {}
         most = 0
         for s in consumers:
-            if s.op == "sum":
+            if s.kind == "sum":
                 most += 1
                 continue
             cover = [[[] for _ in range(m.n_in)] for m in s.axes]
@@ -151,7 +151,7 @@ def _det_witness(arch: Arch, reach: Reach) -> HypothesisCheck | None:
         for p in _positions(src):
             targets: list[tuple[int, int, Stage, tuple[int, ...], Fraction]] = []
             for s in consumers:
-                if s.op == "sum":
+                if s.kind == "sum":
                     if reach(s.index, p):
                         targets.append((s.index, _flat(p, s.spatial), s, p, Fraction(1)))
                     continue
@@ -171,7 +171,7 @@ def shared_witness(arch: Arch, reach: Reach, var_scale: Fraction = Fraction(1)) 
     """The first neuron whose out-edges into one convolution share a kernel entry (H5 fails), or None."""
     stages = arch.stages
     for s in stages[1:]:
-        if s.op != "conv":
+        if not s.is_conv:
             continue
         src = stages[s.sources[0]]
         per_axis = _conv_kernel_taps(s, src)

@@ -156,7 +156,7 @@ def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[Back
 
     for s in stages[1:]:
         base = offsets[s.index]
-        if s.op == "sum":
+        if s.kind == "sum":
             for p_idx in range(len(positions[s.index])):
                 degree[base + p_idx] = len(s.sources)
                 for src in s.sources:
@@ -167,11 +167,11 @@ def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[Back
         mult = _succ_channels(arch, s)
         kappa = _kappa(s.kind)
         kappa = None if kappa is None else kappa * var_scale
-        out_positions = positions[s.index] if s.op != "dense" else [tuple(0 for _ in src.spatial)]
+        out_positions = positions[s.index] if not s.is_dense else [tuple(0 for _ in src.spatial)]
         for p_idx, pos in enumerate(out_positions):
             taps = spatial_taps(s.axes, pos)
             v = base + p_idx
-            if s.op == "pool":
+            if s.is_pool:
                 degree[v] = len(taps)
                 c = Fraction(1, len(taps) ** 2) if s.kind == "avgpool" else None
                 k = coef_id(c)
@@ -272,7 +272,7 @@ def _pred_scalar(arch: Arch, var_scale: Fraction) -> Fraction | None:
     """Channel and nonlinearity factor ``S`` of the annealed prediction (None if not covered)."""
     scalar = Fraction(1)
     for s in arch.stages[1:]:
-        if s.op == "pool":
+        if s.is_pool:
             if s.kind != "avgpool":
                 return None
             continue

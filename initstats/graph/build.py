@@ -56,7 +56,7 @@ def count_edges(arch: Arch) -> int:
     """Number of edges of the neuron-level graph of ``arch``, without building it."""
     total = 0
     for stage in arch.stages[1:]:
-        if stage.op == "sum":
+        if stage.kind == "sum":
             total += 2 * stage.size
             continue
         src = arch.stages[stage.sources[0]]
@@ -85,9 +85,9 @@ def build_graph(arch: Arch) -> nx.DiGraph:
         stage_names = _stage_names(stage)
         names.append(stage_names)
         g.add_nodes_from(stage_names, kind=stage.kind, layer=stage.name)
-        if stage.op == "input":
+        if stage.kind == "input":
             continue
-        if stage.op == "sum":
+        if stage.kind == "sum":
             for s in stage.sources:
                 g.add_edges_from(zip(names[s], stage_names))
             continue
@@ -96,10 +96,10 @@ def build_graph(arch: Arch) -> nx.DiGraph:
         block = math.prod(src_spatial)
         plain: list[tuple[str, str]] = []
         weighted: list[tuple[str, str, dict]] = []
-        spatial_out = stage.spatial if stage.op != "dense" else tuple(1 for _ in src_spatial)
+        spatial_out = stage.spatial if not stage.is_dense else tuple(1 for _ in src_spatial)
         for pos in _positions(spatial_out):
             taps = spatial_taps(stage.axes, pos)
-            if stage.op == "pool":
+            if stage.is_pool:
                 for c in range(stage.channels):
                     v = stage_names[_flat((c, *pos), (stage.channels, *stage.spatial))]
                     plain.extend((src_names[c * block + _flat(p, src_spatial)], v) for p, _ in taps)
@@ -107,7 +107,7 @@ def build_graph(arch: Arch) -> nx.DiGraph:
             two = Fraction(2, stage.fan_in)
             default = Fraction(2, c_in * len(taps))
             for c in range(stage.channels):
-                flat_out = c if stage.op == "dense" else _flat((c, *pos), (stage.channels, *stage.spatial))
+                flat_out = c if stage.is_dense else _flat((c, *pos), (stage.channels, *stage.spatial))
                 v = stage_names[flat_out]
                 for p, m in taps:
                     base = _flat(p, src_spatial)

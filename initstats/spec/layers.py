@@ -1,0 +1,171 @@
+"""The layer types of an architecture specification, each validated when it is made.
+
+Every value is checked in ``__post_init__``; a bad one raises :class:`~initstats.errors.SpecError`
+(or :class:`~initstats.errors.UnsupportedLayerError`) naming the layer, the value and what is
+expected.  How layers fit together (shapes, padding against sizes) is checked when an
+:class:`~initstats.spec.Arch` builds its stages (:mod:`initstats.spec.stages`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from ..errors import SpecError, UnsupportedLayerError
+
+__all__ = ["PADDINGS", "ACTIVATIONS", "Padding", "IntOrTuple", "Dense", "Conv", "AvgPool", "MaxPool", "Residual",
+           "Layer"]
+
+Padding = Literal["zero", "circular", "reflect"]
+PADDINGS: tuple[str, ...] = ("zero", "circular", "reflect")
+ACTIVATIONS: tuple[str | None, ...] = ("relu", None)
+IntOrTuple: TypeAlias = int | tuple[int, ...]
+
+
+
+def _check_positive(layer: str, name: str, value: IntOrTuple | None, *, allow_none: bool = False,
+                    minimum: int = 1, allow_tuple: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    values = value if isinstance(value, tuple) and allow_tuple else (value,)
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values):
+        raise SpecError(
+            f"{layer}: {name}={value!r} is invalid; expected an integer >= {minimum}"
+            + (" or a tuple of them" if allow_tuple else "")
+        )
+
+
+def _check_flag(layer: str, name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise SpecError(f"{layer}: {name}={value!r} is invalid; expected True or False")
+
+
+def _check_activation(layer: str, activation: str | None) -> None:
+    if activation not in ACTIVATIONS:
+        raise SpecError(f"{layer}: activation={activation!r} is invalid; expected 'relu' or None")
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A fully connected layer with ``out_features`` units; flattens its input.
+
+    Parameters
+    ----------
+    out_features : int
+        Number of units.
+    activation : {'relu', None}
+        ReLU after the weighted sum, or none (the logits have none).
+    batchnorm : bool
+        Batch-normalise the pre-activation before the ReLU (outside (H)).
+    """
+
+    out_features: int
+    activation: str | None = "relu"
+    batchnorm: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive("Dense", "out_features", self.out_features, allow_tuple=False)
+        _check_activation("Dense", self.activation)
+        _check_flag("Dense", "batchnorm", self.batchnorm)
+        if self.batchnorm and self.activation != "relu":
+            raise UnsupportedLayerError(
+                "Dense: batchnorm=True needs activation='relu' (BatchNorm is supported only as "
+                "conv/dense -> BatchNorm -> ReLU)"
+            )
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolution over every spatial axis of its input.
+
+    Parameters
+    ----------
+    out_channels : int
+        Number of output channels.
+    kernel, stride, dilation : int or tuple of int
+        Per spatial axis (an int applies to every axis).
+    padding : {'zero', 'circular', 'reflect'}
+        How the ``pad`` positions beyond each border are filled.
+    pad : int or tuple of int, optional
+        Padding on both sides of each axis; default ``dilation * (kernel - 1) // 2``
+        ("same" output size for stride 1 and odd kernels).
+    activation : {'relu', None}
+    batchnorm : bool
+        Conv -> BatchNorm -> ReLU (outside (H)).
+    """
+
+    out_channels: int
+    kernel: IntOrTuple = 3
+    stride: IntOrTuple = 1
+    dilation: IntOrTuple = 1
+    padding: str = "zero"
+    pad: IntOrTuple | None = None
+    activation: str | None = "relu"
+    batchnorm: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive("Conv", "out_channels", self.out_channels, allow_tuple=False)
+        _check_positive("Conv", "kernel", self.kernel)
+        _check_positive("Conv", "stride", self.stride)
+        _check_positive("Conv", "dilation", self.dilation)
+        _check_positive("Conv", "pad", self.pad, allow_none=True, minimum=0)
+        if self.padding not in PADDINGS:
+            raise SpecError(
+                f"Conv: padding={self.padding!r} is unknown; expected one of {', '.join(PADDINGS)}"
+            )
+        _check_activation("Conv", self.activation)
+        _check_flag("Conv", "batchnorm", self.batchnorm)
+        if self.batchnorm and self.activation != "relu":
+            raise UnsupportedLayerError(
+                "Conv: batchnorm=True needs activation='relu' (BatchNorm is supported only as "
+                "conv -> BatchNorm -> ReLU)"
+            )
+
+
+@dataclass(frozen=True)
+class _Pool:
+    kernel: IntOrTuple | None = 2
+    stride: IntOrTuple | None = None
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        _check_positive(name, "kernel", self.kernel, allow_none=True)
+        _check_positive(name, "stride", self.stride, allow_none=True)
+        if self.kernel is None and self.stride is not None:
+            raise SpecError(f"{name}: a global pool (kernel=None) takes no stride, got stride={self.stride!r}")
+
+    @property
+    def is_global(self) -> bool:
+        return self.kernel is None
+
+
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    """Per-channel average pooling without padding (weights ``1/window``); ``kernel=None`` is global.
+
+    ``stride`` defaults to ``kernel``.
+    """
+
+
+@dataclass(frozen=True)
+class MaxPool(_Pool):
+    """Per-channel max pooling without padding; ``kernel=None`` is global.  Outside (H)."""
+
+
+@dataclass(frozen=True)
+class Residual:
+    """A residual block ``y = x + body(x)``: one ``sum`` node per neuron, weights 1.
+
+    The body must map its input shape to the same shape.
+    """
+
+    body: tuple["Layer", ...]
+
+    def __post_init__(self) -> None:
+        body = tuple(self.body) if isinstance(self.body, (list, tuple)) else self.body
+        if not isinstance(body, tuple) or not body:
+            raise SpecError(f"Residual: body={self.body!r} must be a non-empty tuple of layers")
+        object.__setattr__(self, "body", body)
+
+
+Layer: TypeAlias = Dense | Conv | AvgPool | MaxPool | Residual

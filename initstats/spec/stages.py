@@ -1,0 +1,204 @@
+"""The flattened layer DAG of an architecture: stages of neurons with their resolved geometry.
+
+:func:`build_stages` turns an input shape and a tuple of layers into :class:`Stage` objects in
+topological order, and is where a specification is validated as a whole: every convolution and
+pool is resolved against the size of its input (kernel, stride, dilation and padding per axis,
+:func:`~initstats.spec.geometry.axis_map`), residual bodies must keep their shape, and the last
+layer gives the logits.  Every problem raises :class:`~initstats.errors.SpecError` naming the
+stage, the value and a hint.
+
+Stages use one vocabulary, the node kinds of the graph: ``input``, ``relu``, ``linear``,
+``batchnorm`` (random incoming weights), ``avgpool``, ``maxpool``, ``sum`` (deterministic ones).
+Which layer made a stage is ``Stage.layer`` (``is_conv``, ``is_dense`` and ``is_pool`` ask it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import SpecError, UnsupportedLayerError
+from .geometry import AxisMap, all_to_all, axis_map
+from .layers import AvgPool, Conv, Dense, IntOrTuple, Layer, MaxPool, Residual
+
+__all__ = ["Stage", "build_stages", "NODE_KINDS", "RANDOM_KINDS", "DETERMINISTIC_KINDS", "POOL_KINDS"]
+
+#: node kinds whose incoming weights are random (variance ``var``)
+RANDOM_KINDS = frozenset({"relu", "linear", "batchnorm"})
+#: node kinds with deterministic incoming weights
+DETERMINISTIC_KINDS = frozenset({"avgpool", "sum", "maxpool"})
+POOL_KINDS = frozenset({"avgpool", "maxpool"})
+NODE_KINDS: tuple[str, ...] = ("input", "relu", "linear", "avgpool", "sum", "maxpool", "batchnorm")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage:
+    """One layer of neurons in the flattened layer DAG of an :class:`~initstats.spec.Arch`.
+
+    Attributes
+    ----------
+    index, name : int, str
+        Position in topological order (stage 0 is the input) and name (``conv1``, ``logits``, ...).
+    kind : str
+        The node kind of its neurons (see the module docstring).
+    shape : tuple of int
+        ``(channels, *spatial)``, or ``(units,)`` for a dense stage.
+    sources : tuple of int
+        Indices of the stages it reads (two for a residual ``sum``: the block input and the body).
+    axes : tuple of AxisMap
+        How each spatial axis of ``sources[0]`` maps to this stage's (all-to-all for dense layers
+        and global pools; empty when the source has no spatial axes).
+    fan_in : int
+        The He fan-in of random-weight stages (``in_channels * prod(kernel)``), else 0.
+    kernel, stride, dilation, pad : tuple of int
+        The resolved window geometry per spatial axis of convolutions and windowed pools (pools:
+        dilation 1, pad 0); empty for other stages.
+    padding : str or None
+        The padding mode of a convolution (``zero``, ``circular``, ``reflect``); pools read no padding.
+    layer : Layer or None
+        The layer that made the stage (None for the input).
+    """
+
+    index: int
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    sources: tuple[int, ...] = ()
+    axes: tuple[AxisMap, ...] = ()
+    fan_in: int = 0
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
+    pad: tuple[int, ...] = ()
+    padding: str | None = None
+    layer: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return self.shape[1:]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def is_conv(self) -> bool:
+        return isinstance(self.layer, Conv)
+
+    @property
+    def is_dense(self) -> bool:
+        return isinstance(self.layer, Dense)
+
+    @property
+    def is_pool(self) -> bool:
+        return self.kind in POOL_KINDS
+
+    @property
+    def mixes_channels(self) -> bool:
+        """True for convolutions and dense layers (random weights across channels)."""
+        return self.is_conv or self.is_dense
+
+
+def _tuple(value: IntOrTuple, rank: int, where: str, name: str) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * rank
+    if len(value) != rank:
+        raise SpecError(f"{where}: {name}={value!r} has {len(value)} entries but the input has {rank} spatial axes")
+    return tuple(value)
+
+
+def _layer_kind(layer: Dense | Conv) -> str:
+    if layer.batchnorm:
+        return "batchnorm"
+    return "relu" if layer.activation == "relu" else "linear"
+
+
+def build_stages(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> tuple[Stage, ...]:
+    """The stages of ``layers`` on inputs of ``input_shape``, in topological order, validated.
+
+    Examples
+    --------
+    >>> stages = build_stages((3, 8, 8), (Conv(4, stride=2), Dense(10, activation=None)))
+    >>> [(s.name, s.kind, s.shape) for s in stages]
+    [('x', 'input', (3, 8, 8)), ('conv1', 'relu', (4, 4, 4)), ('logits', 'linear', (10,))]
+    >>> stages[1].kernel, stages[1].stride, stages[1].pad, stages[1].fan_in
+    ((3, 3), (2, 2), (1, 1), 27)
+    """
+    stages: list[Stage] = [Stage(index=0, name="x", kind="input", shape=tuple(input_shape))]
+    n_layers = len(layers)
+    counter = [0]
+
+    def add(block: tuple[Layer, ...], src: int, prefix: str, top: bool) -> int:
+        for pos, layer in enumerate(block):
+            if top:
+                counter[0] += 1
+            number = counter[0] if top else pos + 1
+            last = top and pos == n_layers - 1
+            src = _add_layer(stages, layer, src, prefix, number, last, add)
+        return src
+
+    add(tuple(layers), 0, "", True)
+    return tuple(stages)
+
+
+def _add_layer(stages: list[Stage], layer: Layer, src: int, prefix: str, number: int, last: bool, add) -> int:
+    source = stages[src]
+    c_in, spatial = source.channels, source.spatial
+    rank = len(spatial)
+    idx = len(stages)
+    if isinstance(layer, Dense):
+        name = "logits" if last else f"{prefix}dense{number}"
+        stages.append(Stage(index=idx, name=name, kind=_layer_kind(layer), shape=(layer.out_features,),
+                            sources=(src,), axes=tuple(all_to_all(n) for n in spatial),
+                            fan_in=c_in * math.prod(spatial), layer=layer))
+    elif isinstance(layer, Conv):
+        name = f"{prefix}conv{number}"
+        if rank == 0:
+            raise SpecError(f"{name}: a convolution needs spatial axes, but its input has shape {source.shape}")
+        k = _tuple(layer.kernel, rank, name, "kernel")
+        s = _tuple(layer.stride, rank, name, "stride")
+        dil = _tuple(layer.dilation, rank, name, "dilation")
+        p = (tuple(di * (ki - 1) // 2 for di, ki in zip(dil, k)) if layer.pad is None
+             else _tuple(layer.pad, rank, name, "pad"))
+        axes = tuple(axis_map(spatial[a], k[a], s[a], dil[a], p[a], layer.padding, where=f"{name} (axis {a})")
+                     for a in range(rank))
+        stages.append(Stage(index=idx, name=name, kind=_layer_kind(layer),
+                            shape=(layer.out_channels, *(m.n_out for m in axes)), sources=(src,), axes=axes,
+                            fan_in=c_in * math.prod(k), kernel=k, stride=s, dilation=dil, pad=p,
+                            padding=layer.padding, layer=layer))
+    elif isinstance(layer, (AvgPool, MaxPool)):
+        kind = "avgpool" if isinstance(layer, AvgPool) else "maxpool"
+        name = f"{prefix}{kind}{number}"
+        if rank == 0:
+            raise SpecError(f"{name}: pooling needs spatial axes, but its input has shape {source.shape}")
+        geometry: dict = {}
+        if layer.kernel is None:
+            axes = tuple(all_to_all(n) for n in spatial)
+        else:
+            k = _tuple(layer.kernel, rank, name, "kernel")
+            s = _tuple(layer.stride if layer.stride is not None else layer.kernel, rank, name, "stride")
+            axes = tuple(axis_map(spatial[a], k[a], s[a], 1, 0, "zero", where=f"{name} (axis {a})")
+                         for a in range(rank))
+            geometry = dict(kernel=k, stride=s, dilation=(1,) * rank, pad=(0,) * rank)
+        stages.append(Stage(index=idx, name=name, kind=kind, shape=(c_in, *(m.n_out for m in axes)),
+                            sources=(src,), axes=axes, layer=layer, **geometry))
+    elif isinstance(layer, Residual):
+        name = f"{prefix}res{number}"
+        if last:
+            raise SpecError(f"{name}: the last layer must be Dense (the logits), not Residual")
+        out = add(layer.body, src, f"{name}.", False)
+        if stages[out].shape != source.shape:
+            raise SpecError(
+                f"{name}: the body maps shape {source.shape} to {stages[out].shape}; a residual "
+                f"sum needs the same shape (use stride 1, 'same' padding and {c_in} channels)"
+            )
+        idx = len(stages)
+        stages.append(Stage(index=idx, name=f"{name}.sum", kind="sum", shape=source.shape, sources=(src, out),
+                            layer=layer))
+    else:
+        raise UnsupportedLayerError(f"layer {layer!r} is not supported; use Dense, Conv, AvgPool, MaxPool or Residual")
+    return idx
