@@ -366,7 +366,7 @@ def run_level(cfg: RunConfig) -> RunResult:
             res.failures.append((i, [c for c in out.claims if c.verdict == "fail"]))
         res.exits_unadjusted += any(_unadjusted_fail(c) for c in out.claims)
         for c in out.claims:
-            cnt = res.claims.setdefault(c.claim, Counter())
+            cnt = res.claims.setdefault(c.name, Counter())
             cnt[c.verdict] += 1
             cnt["unadjusted"] += _unadjusted_fail(c)
         if (i + 1) % max(1, cfg.runs // 4) == 0:
@@ -483,7 +483,7 @@ def failure_lines(results: list[RunResult]) -> list[str]:
             lines.append(f"- {r.cfg.key}: none in {r.cfg.runs} runs.")
         for seed, failed in r.failures:
             lines.append(f"- {r.cfg.key}, seed {seed}: " + "; ".join(
-                f"`{c.claim}` ({c.kind}) measured {_number(c.estimate)} ± {_number(c.stderr)} against "
+                f"`{c.name}` ({c.kind}) measured {_number(c.estimate)} ± {_number(c.stderr)} against "
                 f"{_number(c.predicted)}, interval {_number(c.ci_low)} .. {_number(c.ci_high)}, "
                 f"p = {_number(c.p_value)}, Holm-adjusted {_number(c.p_adjusted)}" for c in failed) + ".")
     return lines

@@ -75,11 +75,13 @@ class Claim:
     claims, a relative excess for excess claims, an exponent for scaling ones).  ``statistic``,
     ``d``, ``output`` and ``pool`` say what was measured; ``p_value`` is the per-claim p-value
     (None for equivalence tests) and ``p_adjusted`` its Holm-adjusted value over the run.
-    ``tolerance`` is the relative error an exact claim must detect, the band of an equivalence
-    test, or the exponent error a scaling claim must detect.
+    ``tolerance`` is the band of an equivalence test (excess claims, exponents against asymptotic
+    laws), None for point tests; ``detectable`` is the error a point test must be able to detect
+    (relative for exact claims, an exponent error for scaling ones), None for equivalence tests.
+    ``name`` is the claim's name (``"claim"`` in :meth:`to_dict`, JSON and CSV).
     """
 
-    claim: str
+    name: str
     kind: str
     verdict: str
     statement: str
@@ -89,6 +91,7 @@ class Claim:
     ci_low: float | None = None
     ci_high: float | None = None
     tolerance: float | None = None
+    detectable: float | None = None
     confidence: float | None = None
     d: int | None = None
     detail: str = ""
@@ -107,7 +110,9 @@ class Claim:
             raise ValueError(f"unknown verdict {self.verdict!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict, the name under ``"claim"`` (the key of the JSON and CSV outputs)."""
+        fields = asdict(self)
+        return {"claim": fields.pop("name"), **fields}
 
 
 def _interval(mean: float | None, se: float | None, values, confidence: float, seed: int) -> MeanInterval:
@@ -163,8 +168,8 @@ def exact_claim(name: str, statement: str, mean: float | None = None, se: float 
         why += f" (right tail of index {ci.tail_index:.2g}: the interval is widened above the mean)"
     elif ci.method == "too-heavy":
         why += f" (right tail of index {ci.tail_index:.2g}: the mean has no upper bound from these networks)"
-    return Claim(claim=name, kind="exact", verdict=verdict, statement=statement, predicted=predicted, estimate=mean,
-                 stderr=se, ci_low=ci.low, ci_high=ci.high, tolerance=detectable, confidence=confidence, d=d,
+    return Claim(name=name, kind="exact", verdict=verdict, statement=statement, predicted=predicted, estimate=mean,
+                 stderr=se, ci_low=ci.low, ci_high=ci.high, detectable=detectable, confidence=confidence, d=d,
                  detail=why, n_nets=n, p_value=p, interval=ci.method, **fields)
 
 
@@ -198,7 +203,7 @@ def excess_claim(name: str, statement: str, mean: float | None = None, se: float
     verdict = _equivalence(lo, hi, 0.0, tolerance)
     why = (f"measured/annealed - 1 = {excess:+.2%} (CI {lo:+.2%} .. {hi:+.2%}), tested against ±{percent(tolerance)}; "
            f"{cause}")
-    return Claim(claim=name, kind="excess", verdict=verdict, statement=statement, predicted=0.0, estimate=excess,
+    return Claim(name=name, kind="excess", verdict=verdict, statement=statement, predicted=0.0, estimate=excess,
                  stderr=excess_se, ci_low=lo, ci_high=hi, tolerance=tolerance, confidence=confidence, d=d,
                  detail=why, n_nets=ci.n if ci.n >= 0 else None, interval=ci.method, **fields)
 
@@ -287,23 +292,23 @@ def scaling_claim(name: str, statement: str, x: Sequence[float], mean: Sequence[
                f"points, exact exponent {signed(exponent)}" + scatter)
         if verdict == "inconclusive" and math.isfinite(fit.stderr):
             why += f"; the interval cannot detect an exponent error of {detectable:g}"
-        tol = detectable
+        bounds = dict(detectable=detectable)
     else:
         verdict = _equivalence(lo, hi, exponent, tolerance)
         why = (f"fitted exponent {fit.exponent:+.3f} ± {fit.stderr:.3f} (CI {lo:+.3f} .. {hi:+.3f}) over {len(x)} "
                f"points, predicted {signed(exponent, 3)} ± {tolerance:.3g}" + scatter)
-        tol = tolerance
+        bounds = dict(tolerance=tolerance)
     if verdict == "inconclusive" and len(x) < 3:
         why += "; give more dimensions"
-    return Claim(claim=name, kind="scaling", verdict=verdict, statement=statement, predicted=exponent,
-                 estimate=fit.exponent, stderr=fit.stderr, ci_low=lo, ci_high=hi, tolerance=tol,
+    return Claim(name=name, kind="scaling", verdict=verdict, statement=statement, predicted=exponent,
+                 estimate=fit.exponent, stderr=fit.stderr, ci_low=lo, ci_high=hi, **bounds,
                  confidence=confidence, detail=why, p_value=p_value, **fields)
 
 
 def not_covered_claim(name: str, statement: str, reason: str, *, estimate: float | None = None,
                       stderr: float | None = None, d: int | None = None, **fields) -> Claim:
     """A measurement outside the theory's hypotheses: reported, not tested."""
-    return Claim(claim=name, kind="not-covered", verdict="not-covered", statement=statement, estimate=estimate,
+    return Claim(name=name, kind="not-covered", verdict="not-covered", statement=statement, estimate=estimate,
                  stderr=stderr, d=d, detail=reason, **fields)
 
 

@@ -30,10 +30,10 @@ def output_groups(analysis: GraphAnalysis) -> list[tuple[list[str], OutputAnalys
         summary = out.to_dict()
         for names, first, s in groups:
             if s == summary:
-                names.append(out.output)
+                names.append(out.name)
                 break
         else:
-            groups.append(([out.output], out, summary))
+            groups.append(([out.name], out, summary))
     return [(names, first) for names, first, _ in groups]
 
 
@@ -93,7 +93,7 @@ def exact_summary_frame(analyses: Iterable[GraphAnalysis], *, witness: bool = Tr
                 "max|dr-1|": show_fraction(out.lemma9_max_dev, 8),
                 "E‖∇f‖²": show_fraction(out.grad_sq_total),
                 "theorem": show_fraction(out.theorem_total),
-                "hyp.": out.hypothesis,
+                "hyp.": out.hypothesis_set,
                 "H3": "yes" if out.h3_holds else "no",
                 "H5": "yes" if out.h5_holds else "no",
                 "fails": failed_hypotheses(out),
@@ -201,7 +201,7 @@ def claims_display_frame(result, width: int = 110) -> pd.DataFrame:
     rows = []
     for c in result.claims:
         detail = c.detail if len(c.detail) <= width else c.detail[: width - 3] + "..."
-        rows.append({"claim": c.claim, "kind": c.kind, "verdict": c.verdict, "detail": detail})
+        rows.append({"claim": c.name, "kind": c.kind, "verdict": c.verdict, "detail": detail})
     return pd.DataFrame(rows)
 
 
@@ -216,7 +216,7 @@ def report_markdown(result, *, command: str, figures: Sequence[str] = ()) -> str
         "## Measurements", "",
         frame_to_markdown(rows_display_frame(result)),
         "## Claims", "",
-        frame_to_markdown(pd.DataFrame([{"claim": c.claim, "kind": c.kind, "verdict": c.verdict,
+        frame_to_markdown(pd.DataFrame([{"claim": c.name, "kind": c.kind, "verdict": c.verdict,
                                          "statement": c.statement, "detail": c.detail} for c in result.claims])),
     ]
     if figures:
@@ -240,7 +240,7 @@ def exact_inputs_frame(analyses: Sequence[GraphAnalysis]) -> pd.DataFrame:
     frames = []
     for a in analyses:
         for names, out in output_groups(a):
-            f = a.inputs_frame(out.output)
+            f = a.inputs_frame(out.name)
             f.insert(2, "outputs", _names_label(names))
             f["px"] = a.px
             frames.append(f)
@@ -321,7 +321,7 @@ def _write_figures(result, out: Path) -> list[str]:
             continue
         arch_shape = _input_shape(exact, m)
         fig = plot_coordinate_map(m.coord_mean[0], first.grad_sq.to_numpy(), arch_shape,
-                                  title=f"{exact.arch}, d={m.d}: per-coordinate E(df/dx)^2")
+                                  title=f"{exact.name}, d={m.d}: per-coordinate E(df/dx)^2")
         path = out / f"{stem}.png"
         save_figure(fig, path)
         paths.append(str(path))

@@ -93,7 +93,7 @@ class VerifySettings:
             raise OptionError(f"holm={self.holm!r} is invalid; expected True or False")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Verification:
     """Measured rows (tidy), claims with verdicts, and the objects behind them."""
 
@@ -253,11 +253,11 @@ def _map_claim(label: str, out: OutputAnalysis, m, index: int, groups: np.ndarra
                        for lab, p in zip(group_labels, parts))
     p_value = min(1.0, len(parts) * min(p.p_value for p in parts))  # type: ignore[type-var]
     w = parts[worst]
-    return Claim(claim=f"grad_sq_map[{label}]", kind="exact", verdict=verdict,
+    return Claim(name=f"grad_sq_map[{label}]", kind="exact", verdict=verdict,
                  statement=f"the per-coordinate map E(df/dx_i)^2 at d={m.d} matches the exact one on {len(parts)} "
                            f"coordinate groups ({EXACT_BASIS})",
                  predicted=w.predicted, estimate=w.estimate, stderr=w.stderr, ci_low=w.ci_low, ci_high=w.ci_high,
-                 tolerance=settings.map_detectable, confidence=settings.confidence, detail=detail, n_nets=m.n_nets,
+                 detectable=settings.map_detectable, confidence=settings.confidence, detail=detail, n_nets=m.n_nets,
                  p_value=p_value, interval=w.interval, **{**fields, "statistic": "grad_logit_sq_map"})
 
 
@@ -354,8 +354,8 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
         claims += _pool_claims(dims, pools, grid, measurements, analyses, settings)
     if settings.holm:
         claims = list(holm(claims, settings.confidence))
-    return Verification(pd.concat(rows, ignore_index=True), tuple(claims), tuple(measurements), tuple(analyses),
-                        tuple(run_labels), tuple(warnings))
+    return Verification(rows=pd.concat(rows, ignore_index=True), claims=tuple(claims), measurements=tuple(measurements),
+                        analyses=tuple(analyses), labels=tuple(run_labels), warnings=tuple(warnings))
 
 
 class _Budget:
@@ -413,7 +413,7 @@ def verify_graph(g: nx.DiGraph, *, options=None, settings: VerifySettings | None
     cb = (lambda done, total: progress("graph", done, total)) if progress else None
     m = measure(g, opt, progress=cb, coord_groups=groups)
     claims: list[Claim] = []
-    by_name = {o.output: o for o in exact.outputs}
+    by_name = {o.name: o for o in exact.outputs}
     for k, name in enumerate(m.outputs):
         out = by_name[name]
         out_groups, out_labels = (groups, labels) if k == 0 else (np.zeros(exact.d, dtype=np.int64), ["all"])
@@ -423,7 +423,8 @@ def verify_graph(g: nx.DiGraph, *, options=None, settings: VerifySettings | None
         claims = list(holm(claims, settings.confidence))
     frame = m.to_frame()
     frame["px"] = None
-    totals = {o.output: (None if o.grad_sq_total is None else float(o.grad_sq_total)) for o in exact.outputs}
+    totals = {o.name: (None if o.grad_sq_total is None else float(o.grad_sq_total)) for o in exact.outputs}
     frame["predicted"] = [totals.get(o) if s == "grad_logit_l2_sq" else None
                           for s, o in zip(frame["statistic"], frame["output"])]
-    return Verification(frame, tuple(claims), (m,), (exact,), ("graph",), tuple(_precision_warnings("graph", m)))
+    return Verification(rows=frame, claims=tuple(claims), measurements=(m,), analyses=(exact,), labels=("graph",),
+                        warnings=tuple(_precision_warnings("graph", m)))

@@ -43,10 +43,11 @@ def test_exact_claim_rejects_a_five_percent_error_at_one_percent_standard_error(
     assert exact_claim("c", "s", mean, se, 2 * 0.95).verdict == "fail"
     right = exact_claim("c", "s", mean, se, 2.0, d=192)
     assert right.verdict == "pass"
-    assert right.kind == "exact" and right.claim == "c" and right.statement == "s" and right.d == 192
+    assert right.kind == "exact" and right.name == "c" and right.statement == "s" and right.d == 192
     assert right.predicted == 2.0 and right.estimate == mean and right.stderr == se
     assert right.ci_low == pytest.approx(mean - Z99 * se) and right.ci_high == pytest.approx(mean + Z99 * se)
-    assert right.confidence == 0.99 and right.tolerance == 0.05
+    # a point test: the error it must detect, no equivalence band
+    assert right.confidence == 0.99 and right.detectable == 0.05 and right.tolerance is None
 
 
 def test_exact_claim_fail_boundary_is_z_standard_errors():
@@ -246,7 +247,7 @@ def test_scaling_claim_pass_fail_inconclusive():
     tight = [0.01 * m for m in mean]
     ok = scaling_claim("sc", "st", x, mean, tight, 0.5)
     assert ok.verdict == "pass" and ok.kind == "scaling" and ok.predicted == 0.5
-    assert ok.estimate == pytest.approx(0.5) and ok.tolerance == 0.1 and ok.d is None
+    assert ok.estimate == pytest.approx(0.5) and ok.tolerance == 0.1 and ok.detectable is None and ok.d is None
     assert ok.ci_low == pytest.approx(0.5 - Z99 * ok.stderr) and ok.ci_high == pytest.approx(0.5 + Z99 * ok.stderr)
     assert scaling_claim("sc", "st", x, mean, tight, 0.0).verdict == "fail"           # Theorem 4's d^0 is wrong here
     assert scaling_claim("sc", "st", x, mean, tight, 0.38).verdict == "fail"
@@ -278,17 +279,18 @@ def test_claim_validates_kind_and_verdict():
     assert set(KINDS) == {"exact", "excess", "scaling", "not-covered"}
     assert set(VERDICTS) == {"pass", "fail", "inconclusive", "not-covered"}
     with pytest.raises(ValueError, match="kind"):
-        Claim(claim="c", kind="theorem", verdict="pass", statement="s")
+        Claim(name="c", kind="theorem", verdict="pass", statement="s")
     with pytest.raises(ValueError, match="verdict"):
-        Claim(claim="c", kind="exact", verdict="ok", statement="s")
+        Claim(name="c", kind="exact", verdict="ok", statement="s")
     with pytest.raises(TypeError):
         Claim("c", "exact", "pass", "s")  # type: ignore[misc]   # keyword-only: no positional soup
     nc = not_covered_claim("n", "s", "max pooling is outside (H)", estimate=1.7, stderr=0.1, d=3)
     assert (nc.kind, nc.verdict, nc.detail, nc.estimate, nc.d) == ("not-covered", "not-covered",
                                                                    "max pooling is outside (H)", 1.7, 3)
     assert set(nc.to_dict()) == {"claim", "kind", "verdict", "statement", "predicted", "estimate", "stderr", "ci_low",
-                                 "ci_high", "tolerance", "confidence", "d", "detail", "statistic", "output", "pool",
-                                 "n_nets", "p_value", "p_adjusted", "interval"}
+                                 "ci_high", "tolerance", "detectable", "confidence", "d", "detail", "statistic",
+                                 "output", "pool", "n_nets", "p_value", "p_adjusted", "interval"}
+    assert next(iter(nc.to_dict())) == "claim" and nc.to_dict()["claim"] == "n"  # the name, under its output key
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,8 +345,8 @@ def test_the_l2_scaling_claim_rejects_a_d_to_the_0_05_error_at_the_main_jobs_sam
     while the exact exponent passes.  (The old +-0.1 tolerance could not fail on errors below 0.1.)"""
     from initstats.scaling import scaling_claims
 
-    right = {c.claim: c for c in scaling_claims(_points(0.0))}
-    wrong = {c.claim: c for c in scaling_claims(_points(0.1))}
+    right = {c.name: c for c in scaling_claims(_points(0.0))}
+    wrong = {c.name: c for c in scaling_claims(_points(0.1))}
     assert right["scaling:grad_logit_l2"].verdict == "pass"
     assert right["scaling:grad_logit_l2"].predicted == pytest.approx(0.0, abs=1e-12)
     assert wrong["scaling:grad_logit_l2"].verdict == "fail"
@@ -361,7 +363,7 @@ def test_the_l2_scaling_claim_follows_the_exact_values_when_they_move_with_d():
     totals = {768: 0.15, 3072: 0.5, 12288: 0.75}
     points = [ScalingPoint(d=d, measurement=_Scaled(d), exact_map=np.full(d, t / d),
                            grad_sq=normal_interval(t, 0.01 * t, 0.99, n=1000), kind="exact") for d, t in totals.items()]
-    c = {c.claim: c for c in scaling_claims(points)}["scaling:grad_logit_l2"]
+    c = {c.name: c for c in scaling_claims(points)}["scaling:grad_logit_l2"]
     e = 0.5 * np.polyfit(np.log(list(totals)), np.log(list(totals.values())), 1)[0]
     assert c.predicted == pytest.approx(e, rel=1e-6) and c.verdict == "pass"
     assert "exact E||grad f||^2 itself changes with d here (0.15 .. 0.75" in c.detail
@@ -383,7 +385,7 @@ def test_the_l_inf_claim_compares_its_reference_with_the_asymptotic_law_includin
     finite-d Gaussian max and d^(-1/2) sqrt(2 ln d) agree within the bridge tolerance there."""
     from initstats.scaling import scaling_claims
 
-    c = {c.claim: c for c in scaling_claims(_points(0.0))}["scaling:grad_loss_linf"]
+    c = {c.name: c for c in scaling_claims(_points(0.0))}["scaling:grad_loss_linf"]
     assert c.verdict == "pass", c.detail
     assert "asymptotic -0.4" in c.detail
 
@@ -400,7 +402,7 @@ def test_a_biased_l1_bridge_is_inconclusive_not_a_false_fail():
             return value * k, se * k
 
     points = [replace(p, measurement=Drifting(p.d)) for p in _points(0.0)]
-    claims = {c.claim: c for c in scaling_claims(points)}
+    claims = {c.name: c for c in scaling_claims(points)}
     for stat in ("grad_logit_l1", "grad_loss_l1", "damage_l1"):
         c = claims[f"scaling:{stat}"]
         assert c.verdict == "inconclusive" and "bridge does not apply" in c.detail, (stat, c.detail)

@@ -1035,9 +1035,9 @@ def random_dag(seed: int, n_in: int = 5, n_hidden: int = 8, kinds=("relu", "relu
 def test_dag_without_deterministic_merges_matches_the_exact_prediction(seed):
     g = random_dag(seed)
     exact = analyse(g)
-    assert all(o.hypothesis == "H" for o in exact.outputs)
+    assert all(o.hypothesis_set == "H" for o in exact.outputs)
     m = measure(g, MeasureOptions(nets=200_000, chunk=50_000, device="cpu", seed=seed))
-    by_name = {o.output: float(o.grad_sq_total) for o in exact.outputs}
+    by_name = {o.name: float(o.grad_sq_total) for o in exact.outputs}
     assert set(m.outputs) == set(by_name) and len(m.outputs) >= 2
     for k, name in enumerate(m.outputs):
         _pins(m, by_name[name], k)
@@ -1056,7 +1056,7 @@ def test_deterministic_merge_breaks_h1_by_the_computed_amount(k):
         g.add_edges_from([("x", f"a{i}"), (f"a{i}", "s")])
     g.add_edge("s", "o")
     exact = analyse(g).outputs[0]
-    assert exact.hypothesis == "H'" and exact.grad_sq_total == 2 * k
+    assert exact.hypothesis_set == "H'" and exact.grad_sq_total == 2 * k
     m = measure(g, MeasureOptions(nets=100_000, chunk=50_000, device="cpu"))
     _pins(m, 2 * (k + k * (k - 1) / math.pi))
     assert _passes(m, 2 * k) == "fail"
@@ -1118,7 +1118,7 @@ def test_measure_on_cuda_agrees_with_the_exact_prediction(network):
         MeasureOptions(nets=4000, device="cuda")
     m = measure(net, opt)
     assert m.device.startswith("cuda")
-    by_name = {o.output: float(o.grad_sq_total) for o in exact.outputs}
+    by_name = {o.name: float(o.grad_sq_total) for o in exact.outputs}
     for k, name in enumerate(m.outputs):
         pred = by_name[name] if network == "dag" else float(exact.outputs[0].grad_sq_total)
         assert _passes(m, pred, k) == "pass"

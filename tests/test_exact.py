@@ -25,7 +25,7 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 def _check_against_brute(g: nx.DiGraph) -> None:
     result = analyse(g)
     for out in result.outputs:
-        o = next(n for n in g.nodes if str(n) == out.output)
+        o = next(n for n in g.nodes if str(n) == out.name)
         ref = brute_force(g, o)
         assert out.walk.to_dict() == ref["walk"]
         assert out.lemma8_sum == sum(ref["walk"].values())
@@ -82,7 +82,7 @@ def test_dynamic_programme_on_a_hand_checked_dag():
     assert out.grad_sq.to_dict() == {"x0": Fraction(1, 2), "x1": Fraction(7, 2)}
     assert not out.symmetric and out.witness.inputs == ("x0", "x1")
     assert out.witness.path_degree == (2,) and out.witness.counts == (0, 1)
-    assert not out.h3_holds and out.hypothesis == "H"
+    assert not out.h3_holds and out.hypothesis_set == "H"
 
 
 @pytest.mark.parametrize("px", [2, 4])
@@ -92,7 +92,7 @@ def test_fc_satisfies_symmetry_and_lemma9(px):
         out = analyse(arch, method=method).outputs[0]
         assert out.symmetric and out.lemma9_holds and out.lemma8_sum == 1
         assert out.grad_sq_total == 2 and out.grad_sq.uniform and out.grad_sq.min == Fraction(2, arch.d)
-        assert out.theorem_holds and out.h3_holds and out.hypothesis == "H"
+        assert out.theorem_holds and out.h3_holds and out.hypothesis_set == "H"
 
 
 @pytest.mark.parametrize("kernel,side", [(3, 5), (3, 6), (5, 6), (1, 3)])
@@ -144,7 +144,7 @@ def test_average_pooling_total_is_two_over_product(pools):
         out = analyse(arch, method=method).outputs[0]
         assert out.grad_sq_total == expected == out.theorem_total
         assert out.pool_degrees == tuple(sorted(a * a for a in pools))
-        assert out.hypothesis == "H'" and out.symmetric
+        assert out.hypothesis_set == "H'" and out.symmetric
 
 
 def test_literal_h1_relu_logits_give_one():
@@ -166,7 +166,7 @@ def test_nonuniform_pooling_is_flagged():
 def test_max_pool_and_batchnorm_are_outside_h():
     arch = make_arch("cnn", 16, channels=2, downsample="max", head="maxpool", batchnorm=True)
     out = analyse(arch).outputs[0]
-    assert out.hypothesis == "outside" and out.grad_sq is None and out.theorem_total is None
+    assert out.hypothesis_set == "outside" and out.grad_sq is None and out.theorem_total is None
     assert out.lemma8_sum == 1  # Lemma 8 is a graph identity: it holds anyway
     assert analyse(arch, method="neuron").to_dict()["outputs"] == analyse(arch).to_dict()["outputs"]
 
@@ -175,7 +175,7 @@ def test_residual_sums_are_h_prime_and_exceed_two():
     arch = make_arch("resnet", 6, channels=2, padding="circular")
     out = analyse(arch).outputs[0]
     assert analyse(arch).method == "quotient"
-    assert out.hypothesis == "H'" and out.theorem_total is None and out.grad_sq_total > 2
+    assert out.hypothesis_set == "H'" and out.theorem_total is None and out.grad_sq_total > 2
 
 
 def test_with_avgpool_sweeps_theorem7():

@@ -82,8 +82,8 @@ def test_write_and_read_file_round_trip(tmp_path):
     assert _edges_with_var(h) == _edges_with_var(g) and set(h.edges) == set(g.edges)
     # the file describes the same network: identical exact results
     a, b = analyse(g), analyse(h)
-    assert [(o.output, o.lemma8_sum, o.grad_sq_total, o.symmetric) for o in a.outputs] == \
-        [(o.output, o.lemma8_sum, o.grad_sq_total, o.symmetric) for o in b.outputs]
+    assert [(o.name, o.lemma8_sum, o.grad_sq_total, o.symmetric) for o in a.outputs] == \
+        [(o.name, o.lemma8_sum, o.grad_sq_total, o.symmetric) for o in b.outputs]
 
 
 def test_file_round_trip_keeps_the_hypothesis_checks_and_cross_terms(tmp_path):
@@ -93,7 +93,7 @@ def test_file_round_trip_keeps_the_hypothesis_checks_and_cross_terms(tmp_path):
     write_graph(g, path)
     a, b = analyse(g).outputs[0], analyse(read_graph(path)).outputs[0]
     assert a.to_dict() == b.to_dict()
-    assert b.grad_sq_total == Fraction(1, 2) and not b.h5_holds and b.hypothesis == "outside"
+    assert b.grad_sq_total == Fraction(1, 2) and not b.h5_holds and b.hypothesis_set == "outside"
 
 
 # --------------------------------------------------------------------------------------------

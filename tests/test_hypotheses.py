@@ -61,7 +61,7 @@ def test_overlap_net_is_one_half_exactly_and_outside_h_prime():
     assert out.grad_sq_total == Fraction(1, 2)
     # the path sum: 9 paths per input of 2/3 * 1/9 * 1/64 * 2 -> 1/48 each, 1/6 in all
     assert out.path_sum_total == Fraction(1, 6)
-    assert out.hypothesis == "outside" and out.theorem_total is None
+    assert out.hypothesis_set == "outside" and out.theorem_total is None
     assert holds(out) == {"H1": False, "H2": True, "H3": True, "H4": True, "H5": False, "S": True}
     h5 = out.check("H5")
     assert h5.nodes == ("z0", "p0", "p1")       # z0 is read by p7, p0, p1: the first two in node order
@@ -149,7 +149,7 @@ def test_h1_fails_at_a_max_pool_and_the_label_is_outside():
     h1 = out.check("H1")
     # the max pool is named before the earlier linear node: it is what puts the net outside (H')
     assert not h1.holds and h1.nodes == ("m",) and "max pool" in h1.witness
-    assert out.hypothesis == "outside" and out.grad_sq is None and "maxpool" in out.grad_sq_reason
+    assert out.hypothesis_set == "outside" and out.grad_sq is None and "maxpool" in out.grad_sq_reason
 
 
 def test_hidden_linear_nodes_break_h1_but_not_the_label():
@@ -160,7 +160,7 @@ def test_hidden_linear_nodes_break_h1_but_not_the_label():
     g.add_edges_from([("x0", "h"), ("x1", "h"), ("h", "o")])
     out = analyse(g).outputs[0]
     assert holds(out) == {"H1": False, "H2": True, "H3": True, "H4": True, "H5": True, "S": True}
-    assert out.check("H1").nodes == ("h",) and out.hypothesis == "H"
+    assert out.check("H1").nodes == ("h",) and out.hypothesis_set == "H"
     # gate 1 at h: c(x->h) = var = 2/2 = 1, c(h->o) = 2/1 = 2, so 2 per input
     assert out.grad_sq_total == 4 and out.grad_sq_reason is None and out.theorem_total is None
 
@@ -169,7 +169,7 @@ def test_relu_and_pools_satisfy_h1_and_a_linear_logit_is_allowed():
     arch = Arch((1, 8), (Conv(2, 3, padding="circular"), AvgPool(2), Dense(2, activation=None)))
     for method in ("compressed", "neuron"):
         out = analyse(arch, method=method).outputs[0]
-        assert all(holds(out).values()) and out.hypothesis == "H'"
+        assert all(holds(out).values()) and out.hypothesis_set == "H'"
         assert "(H') admits" in out.check("H1").detail
         assert out.grad_sq_total == out.theorem_total == 1      # 2 / a with a 1-D pool of a = 2
 
@@ -217,7 +217,7 @@ def test_overlapping_pools_in_an_arch_give_no_value_in_both_methods():
     outs = [analyse(arch, method=m).outputs[0] for m in ("compressed", "neuron")]
     assert outs[0].to_dict() == outs[1].to_dict()
     for out in outs:
-        assert out.grad_sq is None and out.theorem_total is None and out.hypothesis == "outside"
+        assert out.grad_sq is None and out.theorem_total is None and out.hypothesis_set == "outside"
         assert out.check("H5").nodes == ("conv1[0,1]", "avgpool2[0,0]", "avgpool2[0,1]")
         assert "shared" in out.grad_sq_reason
     # the same graph without the spec has independent weights: it gets the cross-term value, which
@@ -253,7 +253,7 @@ def test_reflect_padding_without_merges_keeps_the_path_sum():
     arch = Arch((1, 5), (Conv(2, 3, padding="reflect"), Conv(2, 3, padding="reflect"), Dense(2, activation=None)))
     for method in ("compressed", "neuron"):
         out = analyse(arch, method=method).outputs[0]
-        assert not out.h5_holds and out.hypothesis == "outside" and out.theorem_total is None
+        assert not out.h5_holds and out.hypothesis_set == "outside" and out.theorem_total is None
         assert out.grad_sq_total == out.path_sum_total and "E[D_s D_t] = 0" in out.grad_sq_reason
 
 
@@ -351,6 +351,6 @@ def test_arch_h5_agrees_with_neuron_level_and_brute_force(arch):
     # the bare graph (independent weights) sees exactly the deterministic part
     assert analyse(build_graph(arch)).output("logits[0]").h5_holds == det_ok
     if not h5.holds:
-        assert compressed.theorem_total is None and compressed.hypothesis == "outside"
+        assert compressed.theorem_total is None and compressed.hypothesis_set == "outside"
         kinds = {s.kind for s in arch.stages}
         assert (compressed.grad_sq is None) == bool(kinds & {"avgpool", "sum", "maxpool", "batchnorm"})

@@ -145,7 +145,7 @@ def test_holm_keeps_a_gross_failure_and_downgrades_a_marginal_one():
     marginal = exact_claim("marginal", "", 1.0 + 2.7 * se, se, 1.0)  # p ~ 0.007 < 0.01
     fine = [exact_claim(f"ok{i}", "", 1.0, se, 1.0) for i in range(6)]
     assert gross.verdict == marginal.verdict == "fail"
-    adjusted = {c.claim: c for c in holm([gross, marginal, *fine])}
+    adjusted = {c.name: c for c in holm([gross, marginal, *fine])}
     assert adjusted["gross"].verdict == "fail"
     assert adjusted["marginal"].verdict == "inconclusive" and "Holm" in adjusted["marginal"].detail
     assert adjusted["marginal"].p_adjusted == pytest.approx(7 * marginal.p_value)

@@ -147,7 +147,7 @@ def _analyse_output(g: nx.DiGraph, bg: BackwardGraph, h3_bad: list[int | None], 
             grad = ExplicitValues(names, at_inputs(cross_term_pass(bg, o), bg.inputs))
     theorem = theorem_total(bg.kinds[o], hidden, pool_degrees) if h5_fails is None else None
     return OutputAnalysis(
-        output=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
+        name=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
         lemma9_holds=all(v == one_over_d for v in r.vals), lemma9_max_dev=lemma9_max_dev,
         symmetric=witness is None, witness=witness, hypotheses=checks, node_kinds=kinds, grad_sq=grad,
         grad_sq_reason=reason, path_sum_total=None if path_sum is None else path_sum.total,
@@ -183,7 +183,8 @@ def analyse_graph(g: nx.DiGraph, *, arch: str | None = None, px: int | None = No
         else:
             done[sig] = _analyse_output(g, bg, h3_bad, o, var_scale, spec)
             results.append(done[sig])
-    return GraphAnalysis(arch or str(g.graph.get("name") or "graph"), len(bg.inputs), px, "neuron", tuple(results))
+    return GraphAnalysis(name=arch or str(g.graph.get("name") or "graph"), d=len(bg.inputs), px=px, method="neuron",
+                         outputs=tuple(results))
 
 
 def analyse(network: Arch | nx.DiGraph, *, method: str = "auto", var_scale: Fraction | int = 1) -> GraphAnalysis:
@@ -213,7 +214,7 @@ def analyse(network: Arch | nx.DiGraph, *, method: str = "auto", var_scale: Frac
     >>> from initstats.families import make_arch
     >>> a = analyse(make_arch("cnn", 32, padding="circular", downsample="avg"))
     >>> out = a.outputs[0]
-    >>> out.lemma8_sum, out.symmetric, out.lemma9_holds, out.grad_sq_total, out.hypothesis
+    >>> out.lemma8_sum, out.symmetric, out.lemma9_holds, out.grad_sq_total, out.hypothesis_set
     (Fraction(1, 1), True, True, Fraction(1, 32), "H'")
     """
     if method not in METHODS:

@@ -103,7 +103,7 @@ def _replicate(arch: Arch, method: str, out: OutputAnalysis) -> GraphAnalysis:
     """All logits are images of ``logits[0]`` under a channel permutation."""
     last = arch.stages[-1]
     outputs = tuple(out.renamed(node_id(last.name, (k,))) for k in range(last.channels))
-    return GraphAnalysis(arch.name, arch.d, arch.px, method, outputs)
+    return GraphAnalysis(name=arch.name, d=arch.d, px=arch.px, method=method, outputs=outputs)
 
 
 def analyse_compressed(arch: Arch, var_scale: Fraction = Fraction(1)) -> GraphAnalysis:
@@ -208,7 +208,7 @@ def _analyse_quotient(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
         return walk[offsets[k] + flat] is not None
 
     return _output(arch, var_scale, reach, facts, witness, grad,
-                   output=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
+                   name=str(bg.names[o]), d=d, lemma8_sum=r.total, walk=r,
                    lemma9_holds=r.min == r.max == Fraction(1, d),
                    lemma9_max_dev=max(abs(d * r.min - 1), abs(d * r.max - 1)), pool_degrees=pooling_degrees(bg, o))
 
@@ -355,7 +355,7 @@ def _analyse_factorized(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
         return all(ax.reach[k][pos[a] if a < len(pos) else 0] for a, ax in enumerate(axes))
 
     return _output(arch, var_scale, reach, facts, witness, grad,
-                   output=node_id(stages[-1].name, (0,)), d=d, lemma8_sum=r.total, walk=r, lemma9_holds=lemma9,
+                   name=node_id(stages[-1].name, (0,)), d=d, lemma8_sum=r.total, walk=r, lemma9_holds=lemma9,
                    lemma9_max_dev=max(abs(d * r.min - 1), abs(d * r.max - 1)), pool_degrees=pool_degrees)
 
 

@@ -237,13 +237,13 @@ def derive_label(checks: tuple[HypothesisCheck, ...], node_kinds: frozenset[str]
     return "H'" if node_kinds & MERGE_KINDS else "H"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class OutputAnalysis:
     """Everything the exact engine says about one output ``o``.
 
     Attributes
     ----------
-    output : str
+    name : str
         The output's node id.
     d : int
         Number of input coordinates.
@@ -282,7 +282,7 @@ class OutputAnalysis:
         linear nodes, max pooling, BatchNorm, non-uniform pooling).
     """
 
-    output: str
+    name: str
     d: int
     lemma8_sum: Fraction
     walk: InputValues
@@ -310,7 +310,7 @@ class OutputAnalysis:
         raise KeyError(f"no hypothesis {name!r}; expected one of {', '.join(HYPOTHESES)}")
 
     @property
-    def hypothesis(self) -> str:
+    def hypothesis_set(self) -> str:
         """``'H'``, ``"H'"`` or ``'outside'``, derived from the checks (:func:`derive_label`)."""
         return derive_label(self.hypotheses, self.node_kinds)
 
@@ -340,8 +340,8 @@ class OutputAnalysis:
 
     def renamed(self, name: str) -> "OutputAnalysis":
         """The analysis of an output ``name`` that is the image of this one under a graph automorphism."""
-        checks = tuple(c.renamed(self.output, name) for c in self.hypotheses)
-        return replace(self, output=name, hypotheses=checks)
+        checks = tuple(c.renamed(self.name, name) for c in self.hypotheses)
+        return replace(self, name=name, hypotheses=checks)
 
     def to_dict(self) -> dict:
         """JSON-ready summary; fractions as ``"p/q"`` strings."""
@@ -354,7 +354,7 @@ class OutputAnalysis:
             "grad_sq_reason": self.grad_sq_reason,
             "path_sum_total": fraction_text(self.path_sum_total),
             "witness": None if self.witness is None else self.witness.to_dict(),
-            "within_H": self.hypothesis,
+            "hypothesis_set": self.hypothesis_set,
             "hypotheses": {c.name: c.to_dict() for c in self.hypotheses},
             "h3_holds": self.h3_holds,
             "lemma9_max_dev": fraction_text(self.lemma9_max_dev),
@@ -372,20 +372,22 @@ class OutputAnalysis:
 #: quantities listed by :meth:`GraphAnalysis.to_frame`, in order
 FRAME_QUANTITIES: tuple[str, ...] = (
     "lemma8_sum", "symmetric", "lemma9_holds", "lemma9_max_dev", "grad_sq_total", "grad_sq_min",
-    "grad_sq_max", "grad_sq_reason", "path_sum_total", "theorem_total", "theorem_holds", "within_H", "h3_holds",
+    "grad_sq_max", "grad_sq_reason", "path_sum_total", "theorem_total", "theorem_holds", "hypothesis_set", "h3_holds",
     "pooling_uniform", *(f"{h}_holds" for h in HYPOTHESES), *(f"{h}_witness" for h in HYPOTHESES),
 )
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class GraphAnalysis:
     """The exact analysis of one network: one :class:`OutputAnalysis` per output.
 
-    ``method`` says how it was computed: ``'neuron'`` (the neuron-level graph), ``'factorized'``
-    (channel quotient and per-axis product) or ``'quotient'`` (channel quotient only).
+    ``name`` is the network's name (an architecture's, or the DAG's ``name`` attribute; ``"arch"``
+    in :meth:`to_dict` and the frames).  ``method`` says how it was computed: ``'neuron'`` (the
+    neuron-level graph), ``'factorized'`` (channel quotient and per-axis product) or
+    ``'quotient'`` (channel quotient only).
     """
 
-    arch: str
+    name: str
     d: int
     px: int | None
     method: str
@@ -393,14 +395,14 @@ class GraphAnalysis:
 
     def output(self, name: str) -> OutputAnalysis:
         for out in self.outputs:
-            if out.output == name:
+            if out.name == name:
                 return out
-        raise KeyError(f"no output {name!r}; outputs are {[o.output for o in self.outputs][:5]}...")
+        raise KeyError(f"no output {name!r}; outputs are {[o.name for o in self.outputs][:5]}...")
 
     def to_dict(self) -> dict:
         """``{"d": d, "px": px, "arch": ..., "outputs": {id: {...}}}`` (JSON-ready)."""
-        return {"d": self.d, "px": self.px, "arch": self.arch, "method": self.method,
-                "outputs": {o.output: o.to_dict() for o in self.outputs}}
+        return {"d": self.d, "px": self.px, "arch": self.name, "method": self.method,
+                "outputs": {o.name: o.to_dict() for o in self.outputs}}
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy frame: one row per (output, quantity); exact values in ``value`` (Fraction/bool/str)."""
@@ -415,7 +417,7 @@ class GraphAnalysis:
                      "grad_sq_min": None if out.grad_sq is None else out.grad_sq.min,
                      "grad_sq_max": None if out.grad_sq is None else out.grad_sq.max}
             for q in FRAME_QUANTITIES:
-                rows.append({"arch": self.arch, "d": self.d, "px": self.px, "output": out.output,
+                rows.append({"arch": self.name, "d": self.d, "px": self.px, "output": out.name,
                              "quantity": q, "value": exact[q] if q in exact else summary[q]})
         return pd.DataFrame(rows)
 
@@ -423,6 +425,6 @@ class GraphAnalysis:
         """One row per input coordinate: walk probability ``r``, ``d*r`` and annealed ``grad_sq``."""
         out = self.outputs[0] if output is None else self.output(output)
         grad = out.grad_sq.values() if out.grad_sq is not None else itertools.repeat(None)
-        rows = [{"arch": self.arch, "d": self.d, "output": out.output, "input": str(name), "r": r,
+        rows = [{"arch": self.name, "d": self.d, "output": out.name, "input": str(name), "r": r,
                  "d_r": self.d * r, "grad_sq": gv} for (name, r), gv in zip(out.walk.items(), grad)]
         return pd.DataFrame(rows)

@@ -9,9 +9,11 @@
 3. *pages* (:mod:`.pages`) render the frames as Markdown tables (from the CSV written beside
    them) and PNG figures, each page ending with its findings.
 
-It writes ``OUT/index.md``, ``OUT/report/*.md`` with ``figures/`` and ``data/`` beside them,
-and the CLI reference ``OUT/cli.md``.  Every number in a page comes from this run (see
-:mod:`initstats.report.core`); the same seed and device give the same pages.
+It writes ``OUT/index.md`` and ``OUT/report/*.md`` with ``figures/`` and ``data/`` beside them.
+The ``initstats report`` command then adds the CLI reference ``OUT/cli.md``: the command line
+documents itself, so this package never imports :mod:`initstats.cli`.  Every number in a page
+comes from this run (see :mod:`initstats.report.core`); the same seed and device give the same
+pages.
 """
 
 from __future__ import annotations
@@ -111,7 +113,6 @@ def build_report(out: str | Path, *, profile: str = "quick", device: str = "auto
     pages.findings_page(writer, findings)
     files = list(writer.written)
     files.append(_write_index(out, prof, seed, device, thm45.verdicts, findings))
-    files.append(_write_cli_reference(out))
     return ReportResult(out, prof.name, tuple(files), seconds, tuple(findings))
 
 
@@ -152,12 +153,4 @@ def _write_index(out: Path, prof: Profile, seed: int, device: str, verdicts: pd.
         lines.append(f"{i}. [{RELATION_LABELS[f.relation]}] {text}")
     path = out / "index.md"
     write_atomic(path, "\n".join(lines) + "\n")
-    return path
-
-
-def _write_cli_reference(out: Path) -> Path:
-    from ..cli.reference import cli_reference_markdown
-
-    path = out / "cli.md"
-    write_atomic(path, cli_reference_markdown())
     return path

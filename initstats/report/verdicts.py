@@ -19,7 +19,7 @@ __all__ = ["VERDICT_COLUMNS", "claim_statistic", "claims_frame", "is_map_claim"]
 
 #: the columns of a verdict frame, in order (plus any labels given to :func:`claims_frame`)
 VERDICT_COLUMNS = ("kind", "statistic", "d", "verdict", "estimate", "stderr", "ci_low", "ci_high", "predicted",
-                   "tolerance")
+                   "tolerance", "detectable")
 
 
 def claim_statistic(claim: Claim) -> str:
@@ -32,7 +32,7 @@ def claim_statistic(claim: Claim) -> str:
     stat = getattr(claim, "statistic", None)
     if stat:
         return str(stat)
-    name = claim.claim
+    name = claim.name
     if name.startswith("scaling:"):
         name = name[len("scaling:"):]
     return name.split("[", 1)[0]
@@ -40,7 +40,7 @@ def claim_statistic(claim: Claim) -> str:
 
 def is_map_claim(claim: Claim) -> bool:
     """Whether a claim is about the per-coordinate map rather than the total."""
-    return "map" in claim_statistic(claim) or claim.claim.startswith("grad_sq_map")
+    return "map" in claim_statistic(claim) or claim.name.startswith("grad_sq_map")
 
 
 def _num(v: object) -> float:
@@ -60,5 +60,6 @@ def claims_frame(claims: Iterable[Claim], **labels: object) -> pd.DataFrame:
         rows.append({**labels, "kind": c.kind, "statistic": stat, "d": c.d, "verdict": c.verdict,
                      "estimate": _num(c.estimate), "stderr": _num(c.stderr), "ci_low": _num(c.ci_low),
                      "ci_high": _num(c.ci_high), "predicted": _num(c.predicted),
-                     "tolerance": _num(getattr(c, "tolerance", None))})
+                     "tolerance": _num(getattr(c, "tolerance", None)),
+                     "detectable": _num(getattr(c, "detectable", None))})
     return pd.DataFrame(rows, columns=[*labels, *VERDICT_COLUMNS])

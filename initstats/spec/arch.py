@@ -88,7 +88,7 @@ class Arch:
         """The flattened layer DAG, in topological order (stage 0 is the input); see :func:`build_stages`."""
         return build_stages(self.input_shape, self.layers)
 
-    def hypothesis(self) -> str:
+    def hypothesis_set(self) -> str:
         """``'H'``, ``"H'"`` (average pooling or residual sums) or ``'outside'`` (max pool, BatchNorm),
         from the layer kinds alone (see :func:`classify_kinds`; the exact engine also checks H5)."""
         return classify_kinds(self.node_kinds)
@@ -102,7 +102,7 @@ class Arch:
 def classify_kinds(kinds: frozenset[str] | set[str]) -> str:
     """Which hypothesis set a collection of node kinds allows: ``'H'``, ``"H'"`` or ``'outside'``.
 
-    From the kinds alone; an output's label (:attr:`initstats.exact.OutputAnalysis.hypothesis`) also
+    From the kinds alone; an output's label (:attr:`initstats.exact.OutputAnalysis.hypothesis_set`) also
     needs H5, which fails with overlapping pooling windows or reflect padding and makes it ``'outside'``.
     """
     if kinds & {"maxpool", "batchnorm"}:

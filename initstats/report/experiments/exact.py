@@ -55,10 +55,10 @@ def hypotheses_note(out: OutputAnalysis, arch: Arch | None = None) -> str:
     else:
         failing = [name for name, ok in (("H3", out.h3_holds), ("(S)", out.symmetric)) if not ok]
     text = listing(failing) + (" fails" if len(failing) == 1 else " fail") if failing else "no checked hypothesis fails"
-    if out.hypothesis == "outside":
+    if out.hypothesis_set == "outside":
         kinds = [w for k, w in UNCOVERED_KINDS.items() if arch is not None and k in arch.node_kinds]
         return "outside (H)" + (f" with {listing(kinds)}" if kinds else "") + "; " + text
-    return text + ("; deterministic merges (H')" if out.hypothesis == "H'" else "")
+    return text + ("; deterministic merges (H')" if out.hypothesis_set == "H'" else "")
 
 
 def _witness(out: OutputAnalysis) -> str | None:
@@ -162,7 +162,7 @@ def atlas_frame(px: int = 32) -> pd.DataFrame:
             "h3_holds": bool(out.h3_holds),
             "grad_sq_total": None if out.grad_sq_total is None else float(out.grad_sq_total),
             "theorem_total": None if out.theorem_total is None else str(out.theorem_total),
-            "hypothesis": out.hypothesis, "witness": _witness(out),
+            "hypothesis": out.hypothesis_set, "witness": _witness(out),
         })
     return pd.DataFrame(rows)
 
@@ -231,7 +231,7 @@ def zero_padding_frame(dims: Sequence[int], fixed_dilation: int = 1) -> pd.DataF
                      "exact_family": _float(out.grad_sq_total), "fixed_dilation": fixed_dilation,
                      "exact_fixed": _float(fixed.grad_sq_total), "exact_circular": _float(circ.grad_sq_total),
                      "theorem_total": _float(out.theorem_total), "h3_holds": bool(out.h3_holds),
-                     "symmetric": bool(out.symmetric), "hypothesis": out.hypothesis, "note": hypotheses_note(out)})
+                     "symmetric": bool(out.symmetric), "hypothesis": out.hypothesis_set, "note": hypotheses_note(out)})
     return pd.DataFrame(rows)
 
 

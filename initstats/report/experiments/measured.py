@@ -218,7 +218,7 @@ def run_figure4(profile: Profile, options: MeasureOptions, settings: VerifySetti
                          "theorem": None if exact.theorem_total is None else str(exact.theorem_total),
                          "pool_degrees": None if exact.pool_degrees is None
                          else "·".join(map(str, exact.pool_degrees)),
-                         "hypothesis": exact.hypothesis, "note": hypotheses_note(exact, arch), "networks": m.n_nets,
+                         "hypothesis": exact.hypothesis_set, "note": hypotheses_note(exact, arch), "networks": m.n_nets,
                          **_excess(sq, sqse, annealed, z)})
     return Fig4Result(pd.DataFrame(rows))
 

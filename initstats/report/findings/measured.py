@@ -66,8 +66,14 @@ def _exponents(scaling: pd.DataFrame) -> str:
     verdicts = scaling["verdict"].tolist()
     tol = scaling["tolerance"].dropna()
     within = f" within ±{num(tol.iloc[0])}" if len(tol) and not spread(tol.tolist()) else ""
+    point = scaling.loc[scaling["tolerance"].isna(), "statistic"].tolist()  # point tests have no tolerance
     if verdicts and all(v == "pass" for v in verdicts):
-        summary = f"every exponent claim passes (equivalence{within})"
+        if not point:
+            summary = f"every exponent claim passes (equivalence{within})"
+        else:
+            summary = (f"every exponent claim passes ({listing(f'`{s}`' for s in point)} against the exact "
+                       "exponent" + (f", the others by equivalence{within or ' within their tolerances'}"
+                                     if len(tol) else "") + ")")
     else:
         summary = "; ".join(f"{verdicts.count(v)} {v}" for v in _ORDER if v in verdicts) or "no exponent claims"
     return f"fitted exponents in d: {listing(items)}; {summary}"
