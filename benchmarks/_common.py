@@ -19,8 +19,9 @@ import os
 import platform
 import re
 import sys
-import tempfile
 from pathlib import Path
+
+from initstats.files import write_atomic
 
 __all__ = ["ROOT", "DOC", "update_section", "machine_info", "markdown_table", "repo_path"]
 
@@ -71,22 +72,6 @@ def _locked(directory: Path):
         os.close(fd)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def replace_section(text: str, name: str, markdown: str) -> str:
     """``text`` with section ``name`` replaced by ``markdown`` (appended if absent)."""
     start, end = _markers(name)
@@ -107,14 +92,14 @@ def update_section(name: str, markdown: str, path: str | os.PathLike = DOC) -> P
     """Replace (or append) the block between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``.
 
     The file (relative paths are taken from the repository root) is created with a short
-    header if missing, and rewritten atomically (temporary file + :func:`os.replace`).
+    header if missing, and rewritten atomically by :func:`initstats.files.write_atomic`.
     Returns the path written.
     """
     target = repo_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _locked(target.parent):
         text = target.read_text(encoding="utf-8") if target.exists() else HEADER
-        _write_atomic(target, replace_section(text, name, markdown))
+        write_atomic(target, replace_section(text, name, markdown))
     return target
 
 
@@ -211,10 +196,6 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    print(machine_info(), file=sys.stdout)
-
-
 def benchmark_parser(description: str, quick_help: str):
     """The options every benchmark script takes: ``--quick``, ``--doc PATH``, ``--no-doc``."""
     import argparse
@@ -234,3 +215,7 @@ def load_average() -> str:
         return f"{os.getloadavg()[0]:.2f}"
     except (AttributeError, OSError):
         return "?"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(machine_info(), file=sys.stdout)
