@@ -1,11 +1,15 @@
-"""Figures from result frames (seaborn and matplotlib, imported lazily, ``Agg`` backend).
+"""Figures from result frames (seaborn and matplotlib, imported lazily).
 
 Functions take the tidy frames and objects the library returns and give a matplotlib
-``Figure``; :func:`save_figure` writes it atomically.
+``Figure``; :func:`save_figure` writes it atomically.  Nothing global changes: figures are made
+without pyplot (no backend is selected, no figure is registered), and seaborn's whitegrid/paper
+theme applies only while a figure is drawn (:func:`matplotlib.rc_context`), so a user's own
+matplotlib settings and backend are left as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 from pathlib import Path
@@ -16,15 +20,24 @@ import pandas as pd
 __all__ = ["plot_scaling", "plot_coordinate_map", "save_figure"]
 
 
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+@contextlib.contextmanager
+def _theme():
+    """seaborn's whitegrid style, paper context and deep palette, for the duration of the block."""
+    import matplotlib as mpl
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="paper")
-    return plt, sns
+    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"),
+          "axes.prop_cycle": mpl.cycler(color=sns.color_palette("deep"))}
+    with mpl.rc_context(rc):
+        yield sns
+
+
+def _figure(nrows: int = 1, ncols: int = 1, **kw):
+    """A figure and its axes, made without pyplot (``Figure.subplots``)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=kw.pop("figsize", None))
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def plot_scaling(rows: pd.DataFrame, exponents: dict[str, float], *, x: str = "d", title: str | None = None,
@@ -34,11 +47,15 @@ def plot_scaling(rows: pd.DataFrame, exponents: dict[str, float], *, x: str = "d
     The predicted line has the predicted exponent and passes through the geometric mean of the
     points; ``log_corrected`` statistics are divided by ``sqrt(2 ln d)`` first.
     """
-    plt, sns = _mpl()
+    with _theme() as sns:
+        return _plot_scaling(sns, rows, exponents, x, title, log_corrected)
+
+
+def _plot_scaling(sns, rows, exponents, x, title, log_corrected):
     stats = [s for s in exponents if s in set(rows["statistic"])]
     cols = min(3, len(stats)) or 1
     nrows = math.ceil(len(stats) / cols) or 1
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
+    fig, axes = _figure(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
     for ax, stat in zip(axes.flat, stats):
         sub = rows[rows["statistic"] == stat].sort_values(x)
         xs = sub[x].to_numpy(dtype=float)
@@ -71,13 +88,17 @@ def plot_coordinate_map(measured: np.ndarray, predicted: np.ndarray, input_shape
     2-D inputs are shown as images side by side with a scatter of all coordinates; other inputs
     as a scatter only.
     """
-    plt, sns = _mpl()
+    with _theme():
+        return _plot_coordinate_map(measured, predicted, input_shape, title)
+
+
+def _plot_coordinate_map(measured, predicted, input_shape, title):
     spatial = input_shape[1:]
     c = input_shape[0]
     if len(spatial) == 2:
         meas_img = measured.reshape(c, *spatial).mean(0)
         pred_img = predicted.reshape(c, *spatial).mean(0)
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+        fig, axes = _figure(1, 3, figsize=(12, 3.6))
         vmax = max(float(meas_img.max()), float(pred_img.max()))
         for ax, img, name in ((axes[0], meas_img, "measured"), (axes[1], pred_img, "exact (annealed)")):
             im = ax.imshow(img, vmin=0, vmax=vmax, cmap="viridis")
@@ -86,7 +107,7 @@ def plot_coordinate_map(measured: np.ndarray, predicted: np.ndarray, input_shape
         fig.colorbar(im, ax=axes[:2], shrink=0.8)
         ax = axes[2]
     else:
-        fig, ax = plt.subplots(1, 1, figsize=(4.5, 3.6))
+        fig, ax = _figure(1, 1, figsize=(4.5, 3.6))
     ax.scatter(predicted, measured, s=4, alpha=0.4)
     lim = [0, max(float(predicted.max()), float(measured.max())) * 1.05]
     ax.plot(lim, lim, "--", color="grey")
@@ -112,23 +133,28 @@ def _log_ticks(ax) -> None:
 
 
 def save_figure(fig, path: str | Path) -> None:
-    """Write a figure as PNG atomically and close it."""
+    """Write a figure as PNG atomically (a figure made with pyplot is also closed)."""
     from .files import write_atomic
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     write_atomic(path, buf.getvalue())
-    import matplotlib.pyplot as plt
+    if getattr(fig.canvas, "manager", None) is not None:  # registered with pyplot: release it
+        import matplotlib.pyplot as plt
 
-    plt.close(fig)
+        plt.close(fig)
 
 
 def plot_lines(frame: pd.DataFrame, x: str, y: str, *, hue: str, yerr: str | None = None, logx: bool = True,
                logy: bool = True, reference: tuple[np.ndarray, np.ndarray, str] | None = None,
                xlabel: str | None = None, ylabel: str | None = None, title: str | None = None):
     """Lines of ``y`` against ``x`` per ``hue`` (with ``±2 yerr`` bars), optionally a reference curve."""
-    plt, sns = _mpl()
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    with _theme() as sns:
+        fig, ax = _figure(figsize=(5.2, 3.8))
+        return _plot_lines(sns, fig, ax, frame, x, y, hue, yerr, logx, logy, reference, xlabel, ylabel, title)
+
+
+def _plot_lines(sns, fig, ax, frame, x, y, hue, yerr, logx, logy, reference, xlabel, ylabel, title):
     palette = sns.color_palette(n_colors=max(1, frame[hue].nunique()))
     for color, (name, sub) in zip(palette, frame.groupby(hue, sort=False)):
         sub = sub.sort_values(x)

@@ -291,7 +291,7 @@ def check_empirical(doc: str, stdout: str) -> None:
     # convolution kernels of cnn 128 px: every conv stage counted once, GFLOP/s = 2 MACs / forward time
     convs = table_with(md, "forward GFLOP/s")
     arch = make_arch("cnn", 128)
-    assert sum(num(r["stages"]) for r in convs) == sum(s.op == "conv" for s in arch.stages)
+    assert sum(num(r["stages"]) for r in convs) == sum(s.is_conv for s in arch.stages)
     groups = int(re.search(r"\(n = (\d+) groups", md).group(1))
     for r in convs:
         m = re.fullmatch(r"(\d+)->(\d+) ch, (\d+)x(\d+), stride \d+, dilation \d+, \d+->(\d+) px", r["conv"])
