@@ -276,7 +276,8 @@ def write_exact(analyses: Sequence[GraphAnalysis], out: str | Path) -> list[Path
 
 
 def write_verification(result, out: str | Path, *, command: str, plot: bool = False) -> list[Path]:
-    """Write rows.csv, claims.csv, verify.json, report.md, the per-coordinate maps (map_d<d>.csv)
+    """Write rows.csv, claims.csv, verify.json, report.md, the per-coordinate maps (``map_px_32.csv``,
+    ``map_px_32_pool_2.csv``, ``map_graph.csv``)
     and, with ``plot``, figures into ``out``, each file atomically.
 
     Tables are written first, so that a failure while plotting loses nothing already computed.

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from .errors import SpecError
 from .spec import PADDINGS, Arch, AvgPool, Conv, Dense, Layer, MaxPool, Residual
 
-__all__ = ["network_dags", "conv_specs", "chain_specs", "specs"]
+__all__ = ["network_dags", "chain_specs", "specs"]
 
 _HIDDEN_KINDS = ("relu", "linear", "avgpool", "sum")
 
@@ -86,9 +86,6 @@ def chain_specs(draw, *, max_channels: int = 2, max_side: int = 6, max_layers: i
         layers.append(Dense(draw(st.integers(1, 3))))
     layers.append(Dense(draw(st.integers(1, 3)), activation=draw(st.sampled_from((None, None, "relu")))))
     return _try_arch(shape, layers)
-
-
-conv_specs = chain_specs
 
 
 @st.composite

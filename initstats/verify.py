@@ -28,7 +28,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from .claims import (SCALING_LAWS, Claim, combine_verdicts, exact_claim, excess_claim, holm, not_covered_claim,
+from .claims import (Claim, combine_verdicts, exact_claim, excess_claim, holm, not_covered_claim,
                      scaling_claim)
 from ._format import percent
 from .errors import OptionError
@@ -39,7 +39,7 @@ from .inference import MeanInterval, mean_interval
 from .scaling import ScalingPoint, scaling_claims
 from .spec import Arch
 
-__all__ = ["VerifySettings", "Verification", "verify_family", "verify_graph", "border_rings", "SCALING_LAWS"]
+__all__ = ["VerifySettings", "Verification", "verify_family", "verify_graph", "border_rings"]
 
 
 

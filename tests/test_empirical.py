@@ -255,8 +255,8 @@ def test_ensemble_equals_a_torch_nn_reference(name, n_nets):
     for i in range(n_nets):
         ref = reference_forward(arch, net_weights(ens, i), x[:, i])
         torch.testing.assert_close(out[:, i], ref, rtol=1e-10, atol=1e-10)
-        # input gradients too: the ensemble's own backward (stride-1 convolutions run theirs as a
-        # flipped forward convolution) against torch's autograd through nn modules
+        # input gradients too: autograd through the ensemble's grouped functional convolutions
+        # against autograd through the reference's nn modules
         for got, want in zip(input_grads(out[:, i], x), input_grads(ref, x)):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
             grad_mass += float(want[:, i].abs().sum())

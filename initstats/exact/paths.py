@@ -66,10 +66,6 @@ class BackwardGraph:
     inputs: Sequence[int]
     outputs: Sequence[int]
 
-    @property
-    def num_edges(self) -> int:
-        return sum(len(s) for s in self.succ)
-
 
 def exact_sum(groups: dict[int, int]) -> Fraction:
     """``sum(n / q for q, n in groups.items())`` exactly; few distinct denominators are cheap."""
