@@ -33,7 +33,7 @@ from ..spec import RANDOM_KINDS, Arch, node_id
 from .archchecks import shared_witness
 from .crossterms import cross_term_pass
 from .hypotheses import grad_sq_mode, graph_checks
-from .paths import BackwardGraph, at_inputs, linear_pass, walk_pass
+from .paths import BackwardGraph, CoefficientTable, at_inputs, linear_pass, walk_pass
 from .prediction import edge_coefficient, theorem_total
 from .results import NO_ANNEALED_KINDS, ExplicitValues, GraphAnalysis, OutputAnalysis
 from .symmetry import degree_witness, pooling_degrees
@@ -55,8 +55,7 @@ def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)
     index = {n: i for i, n in enumerate(names)}
     kinds = [g.nodes[n]["kind"] for n in names]
     degree = [g.in_degree(n) for n in names]
-    coef_index: dict[Fraction | None, int] = {}
-    coefs: list[Fraction | None] = []
+    table = CoefficientTable()
     h3_bad: list[int | None] = [None] * len(names)
     succ: list[list[tuple[int, int, int]]] = [[] for _ in names]
     default_key: dict[int, int] = {}
@@ -71,17 +70,11 @@ def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)
             if var is None or var == default_var:
                 k = default_key.get(i)
                 if k is None:
-                    c = edge_coefficient(kind, default_var * var_scale, d)
-                    k = coef_index.setdefault(c, len(coefs))
-                    if k == len(coefs):
-                        coefs.append(c)
+                    k = table.intern(edge_coefficient(kind, default_var * var_scale, d))
                     default_key[i] = k
                 var = default_var
             else:
-                c = edge_coefficient(kind, var * var_scale, d)
-                k = coef_index.setdefault(c, len(coefs))
-                if k == len(coefs):
-                    coefs.append(c)
+                k = table.intern(edge_coefficient(kind, var * var_scale, d))
             j = index[u]
             if random and var * var_scale != default_var:
                 h3_bad[i] = j if h3_bad[i] is None else min(h3_bad[i], j)  # type: ignore[type-var]
@@ -89,7 +82,7 @@ def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)
     order = [index[n] for n in nx.topological_sort(g)]
     inputs = [i for i, k in enumerate(kinds) if k == "input"]
     outputs = [i for i, n in enumerate(names) if kinds[i] != "input" and not succ[i]]
-    bg = BackwardGraph(names, kinds, degree, succ, coefs, order, inputs, outputs)
+    bg = BackwardGraph(names, kinds, degree, succ, table.values, order, inputs, outputs)
     return bg, h3_bad
 
 

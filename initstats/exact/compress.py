@@ -46,7 +46,7 @@ from fractions import Fraction
 from ..spec import RANDOM_KINDS, Arch, AxisMap, Stage, node_id
 from .archchecks import Reach, arch_checks
 from .hypotheses import grad_sq_mode
-from .paths import BackwardGraph, LabelCode, at_inputs, linear_pass, profile_pass, walk_pass
+from .paths import BackwardGraph, CoefficientTable, LabelCode, at_inputs, linear_pass, profile_pass, walk_pass
 from .prediction import COVERED_KINDS, theorem_total
 from .results import GraphAnalysis, GridValues, OutputAnalysis, Witness
 from .symmetry import degree_witness, first_difference, pooling_degrees
@@ -143,14 +143,8 @@ def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[Back
         kinds.extend([s.kind] * len(pos))
     degree = [0] * len(names)
     succ: list[list[tuple[int, int, int]]] = [[] for _ in names]
-    coefs: list[Fraction | None] = []
-    coef_index: dict[Fraction | None, int] = {}
-
-    def coef_id(c: Fraction | None) -> int:
-        k = coef_index.setdefault(c, len(coefs))
-        if k == len(coefs):
-            coefs.append(c)
-        return k
+    table = CoefficientTable()
+    coefs, coef_id = table.values, table.intern
 
     from ..graph.build import spatial_taps
 
@@ -236,14 +230,8 @@ def _axis_graph(arch: Arch, axis: int) -> BackwardGraph:
         kinds.extend([s.kind] * n)
         degree.extend([0] * n)
     succ: list[list[tuple[int, int, int]]] = [[] for _ in names]
-    coefs: list[Fraction | None] = []
-    coef_index: dict[Fraction | None, int] = {}
-
-    def coef_id(c: Fraction | None) -> int:
-        k = coef_index.setdefault(c, len(coefs))
-        if k == len(coefs):
-            coefs.append(c)
-        return k
+    table = CoefficientTable()
+    coefs, coef_id = table.values, table.intern
 
     for s in arch.stages[1:]:
         src = s.sources[0]

@@ -30,7 +30,29 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["BackwardGraph", "walk_pass", "linear_pass", "profile_pass", "LabelCode", "exact_sum", "at_inputs"]
+__all__ = ["BackwardGraph", "CoefficientTable", "walk_pass", "linear_pass", "profile_pass", "LabelCode", "exact_sum", "at_inputs"]
+
+
+class CoefficientTable:
+    """Distinct edge coefficients, each stored once: the ``coefs`` of a :class:`BackwardGraph`.
+
+    >>> table = CoefficientTable()
+    >>> table.intern(Fraction(1, 2)), table.intern(None), table.intern(Fraction(2, 4))
+    (0, 1, 0)
+    >>> table.values
+    [Fraction(1, 2), None]
+    """
+
+    def __init__(self) -> None:
+        self.values: list[Fraction | None] = []
+        self._index: dict[Fraction | None, int] = {}
+
+    def intern(self, c: Fraction | None) -> int:
+        """The index of ``c`` in :attr:`values`, appending it the first time."""
+        k = self._index.setdefault(c, len(self.values))
+        if k == len(self.values):
+            self.values.append(c)
+        return k
 
 
 @dataclass(frozen=True, eq=False)
