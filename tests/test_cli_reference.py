@@ -183,6 +183,22 @@ def test_docs_cli_md_is_current(reference):
     assert DOCS.read_text(encoding="utf-8") == reference, "docs/cli.md is stale: run `initstats report --out docs/`"
 
 
+def test_report_command_writes_the_reference_itself(tmp_path, monkeypatch, reference):
+    """``initstats report`` writes OUT/cli.md after the library's pages (``build_report`` no longer does)."""
+    import initstats.report as report
+
+    def build_report(out, **kw):  # the pages without running the experiments
+        index = Path(out) / "index.md"
+        index.write_text("# index\n")
+        return report.ReportResult(Path(out), kw["profile"], (index,), {"exact": 0.0}, ())
+
+    monkeypatch.setattr(report, "build_report", build_report)
+    result = runner.invoke(app, ["report", "--out", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    assert (tmp_path / "cli.md").read_text(encoding="utf-8") == reference
+    assert f"wrote 2 files under {tmp_path}/" in result.stdout  # index.md and cli.md
+
+
 # --------------------------------------------------------------------------------------------
 # (c) the generator follows the app: an added option changes the reference
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import typer
 
 from .app import app
 from .common import check_out_dir, handle_errors
+from .reference import write_cli_reference
 
 
 @app.command("report")
@@ -32,6 +33,7 @@ def report_command(
         typer.echo(f"[{time.perf_counter() - start:6.0f} s] {section}", err=True)
 
     result = build_report(out, profile=profile, device=device, seed=seed, progress=progress)
+    files = (*result.files, write_cli_reference(out))  # the library's pages, then this command line's reference
     for section, secs in result.seconds.items():
         typer.echo(f"{section:>15}: {secs:6.1f} s")
-    typer.echo(f"wrote {len(result.files)} files under {out}/ in {time.perf_counter() - start:.0f} s")
+    typer.echo(f"wrote {len(files)} files under {out}/ in {time.perf_counter() - start:.0f} s")
