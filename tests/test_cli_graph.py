@@ -24,7 +24,7 @@ runner = CliRunner()
 
 FRACTION = re.compile(r"^-?\d+(/\d+)?$")
 #: the keys every output object of the JSON carries (it may carry more)
-OUTPUT_KEYS = {"lemma8_sum", "symmetric", "lemma9_holds", "grad_sq_total", "witness", "within_H"}
+OUTPUT_KEYS = {"lemma8_sum", "symmetric", "lemma9_holds", "grad_sq_total", "witness", "hypothesis_set"}
 
 
 def graph(*args: str):
@@ -53,7 +53,7 @@ def check_output_object(out: dict) -> None:
     frac(out["lemma8_sum"])
     assert out["grad_sq_total"] is None or frac(out["grad_sq_total"]) >= 0
     assert type(out["symmetric"]) is bool and type(out["lemma9_holds"]) is bool
-    assert out["within_H"] in ("H", "H'", "outside")
+    assert out["hypothesis_set"] in ("H", "H'", "outside")
     if out["symmetric"]:
         assert out["witness"] is None
     else:
@@ -72,7 +72,7 @@ def check_output_object(out: dict) -> None:
     assert hyp["H2"]["holds"] and hyp["H4"]["holds"]
     # the label is derived from the checks: H5 failing puts the output outside (H')
     if not hyp["H5"]["holds"]:
-        assert out["within_H"] == "outside" and out["theorem_total"] is None
+        assert out["hypothesis_set"] == "outside" and out["theorem_total"] is None
 
 
 def check_network_object(obj: dict, d: int) -> None:
@@ -114,7 +114,7 @@ def test_json_one_dimension_is_an_object():
         assert out["symmetric"] is False and out["lemma9_holds"] is False
         assert out["witness"] is not None and out["witness"]["inputs"][0].startswith("x[")
         assert 0 < frac(out["grad_sq_total"]) < 2
-        assert out["within_H"] == "H"
+        assert out["hypothesis_set"] == "H"
 
 
 def test_json_two_dimensions_is_a_list_in_order():
@@ -135,18 +135,18 @@ def test_json_theorem_values_of_symmetric_families():
     assert set(obj["outputs"]) == {"logits[0]", "logits[1]", "logits[2]"}
     for out in obj["outputs"].values():
         assert (out["lemma8_sum"], out["grad_sq_total"], out["symmetric"], out["lemma9_holds"], out["witness"],
-                out["within_H"]) == ("1", "2", True, True, None, "H")
+                out["hypothesis_set"]) == ("1", "2", True, True, None, "H")
     # Theorem 7: circular padding, three 2x2 average pools (degree 4 each): 2 / 4^3 = 1/32
     obj = ok_json("--arch", "cnn", "--dims", "32", "--padding", "circular", "--downsample", "avg", "--channels", "4")
     out = obj["outputs"]["logits[0]"]
     assert (out["lemma8_sum"], out["grad_sq_total"], out["symmetric"], out["lemma9_holds"], out["witness"],
-            out["within_H"]) == ("1", "1/32", True, True, None, "H'")
+            out["hypothesis_set"]) == ("1", "1/32", True, True, None, "H'")
 
 
 def test_json_outside_hypotheses_has_no_annealed_total():
     obj = ok_json("--arch", "cnn", "--dims", "8", "--downsample", "max", "--channels", "2")
     out = obj["outputs"]["logits[0]"]
-    assert out["within_H"] == "outside" and out["grad_sq_total"] is None and out["lemma8_sum"] == "1"
+    assert out["hypothesis_set"] == "outside" and out["grad_sq_total"] is None and out["lemma8_sum"] == "1"
 
 
 def test_csv_is_parseable_and_agrees_with_json():
@@ -207,7 +207,7 @@ def test_spec_file_with_explicit_border_variances(tmp_path):
     # (2/3)/2 = 1/3 and so do border edges (var 2/3, not 2/2).  Every (x, conv) edge has c = 1/3,
     # the edges are 2 + 3 + 3 + 2 = 10, so the total is 10 * 1/3 * 1/2 = 5/3.
     assert out["grad_sq_total"] == "5/3"
-    assert out["lemma8_sum"] == "1" and out["symmetric"] is False and out["within_H"] == "H"
+    assert out["lemma8_sum"] == "1" and out["symmetric"] is False and out["hypothesis_set"] == "H"
     assert ok("--spec", path).count("(S) fails") == 1
 
 
@@ -218,7 +218,7 @@ def test_overlap_net_from_a_node_link_file(tmp_path):
     obj = ok_json("--spec", path)
     check_network_object(obj, 8)
     out = obj["outputs"]["f"]
-    assert (out["grad_sq_total"], out["path_sum_total"], out["within_H"], out["theorem_total"]) == \
+    assert (out["grad_sq_total"], out["path_sum_total"], out["hypothesis_set"], out["theorem_total"]) == \
         ("1/2", "1/6", "outside", None)
     h5 = out["hypotheses"]["H5"]
     assert h5["holds"] is False and h5["nodes"] == ["z0", "p0", "p1"]
@@ -228,7 +228,7 @@ def test_overlap_net_from_a_node_link_file(tmp_path):
     assert "H5 fails at d=8 for f: node 'z0'" in table and re.search(r"\s1/2\s", table)
     rows = list(csv.DictReader(io.StringIO(ok("--spec", path, "--format", "csv"))))
     assert {(r["quantity"], r["value"]) for r in rows} >= {("grad_sq_total", "1/2"), ("H5_holds", "False"),
-                                                           ("within_H", "outside")}
+                                                           ("hypothesis_set", "outside")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def test_hand_computed_dag(tmp_path):
     # x2 has only the last two.  The first input (x0) against the first that differs (x2), on
     # the smallest differing multiset {2,2}: 1 path against 0.
     assert l == {**l, "lemma8_sum": "1", "grad_sq_total": "15/8", "path_sum_total": "11/8", "symmetric": False,
-                 "lemma9_holds": False, "within_H": "outside", "theorem_total": None,
+                 "lemma9_holds": False, "hypothesis_set": "outside", "theorem_total": None,
                  "witness": {"inputs": ["x0", "x2"], "path_degree": [2, 2], "counts": [1, 0]}}
     hyp = l["hypotheses"]
     assert {k: v["holds"] for k, v in hyp.items()} == {"H1": True, "H2": True, "H3": False, "H4": True,
@@ -305,13 +305,13 @@ def test_hand_computed_dag(tmp_path):
     # Output o2 = linear <- x2 with var 3: r(x2) = 1, G(x2) = 3; x0, x1 have no path.
     # (S) fails (x0 has no path, x2 has one, of path-degree {1}).
     assert o2 == {**o2, "lemma8_sum": "1", "grad_sq_total": "3", "symmetric": False, "lemma9_holds": False,
-                  "within_H": "H", "path_sum_total": "3", "grad_sq_reason": None, "witness": {"inputs": ["x0", "x2"], "path_degree": [1], "counts": [0, 1]}}
+                  "hypothesis_set": "H", "path_sum_total": "3", "grad_sq_reason": None, "witness": {"inputs": ["x0", "x2"], "path_degree": [1], "counts": [0, 1]}}
 
     # Output o3 = relu <- h2 (in-degree 1, default var 2/1 = 2, c = 1): every input has one path
     # x-h2-o3 of path-degree {1,3}, so (S) holds and r(x) = 1/3 * 1 = 1/3 = 1/d (Lemma 9).
     # G(x) = 1/3 * 1 for each input, total 1.
     assert o3 == {**o3, "lemma8_sum": "1", "grad_sq_total": "1", "symmetric": True, "lemma9_holds": True,
-                  "within_H": "H", "witness": None}
+                  "hypothesis_set": "H", "witness": None}
     # the extremes over the inputs
     assert (l["walk_min"], l["walk_max"]) == ("1/8", "7/16")
     assert (l["grad_sq_min"], l["grad_sq_max"]) == ("3/8", "15/16")
@@ -437,6 +437,15 @@ def test_spec_combined_with_family_options(tmp_path, extra, needle):
     path = tmp_path / "hand.json"
     path.write_text(HAND_DAG)
     assert_bad_input(graph("--spec", path, *extra), "--spec", needle)
+
+
+def test_spec_with_method_compressed_is_refused(tmp_path):
+    # compression is for families: a node-link file would run at neuron level, so say so instead
+    path = tmp_path / "hand.json"
+    path.write_text(HAND_DAG)
+    assert_bad_input(graph("--spec", path, "--method", "compressed"), "--method compressed", "families",
+                     "neuron level", "--method auto or neuron")
+    assert ok_json("--spec", path, "--method", "neuron") == ok_json("--spec", path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,8 +34,8 @@ FAST = ["--arch", "fc", "--dims", "4,8", "--width", "32", "--depth", "2", "--net
 ROW_KEYS = {"arch", "d", "statistic", "mean", "stderr", "n_nets", "px"}
 ROW_OPTIONAL = {"predicted", "output"}
 CLAIM_KEYS = {"claim", "kind", "verdict", "statement", "predicted", "estimate", "stderr", "ci_low", "ci_high",
-              "tolerance", "confidence", "d", "detail", "statistic", "output", "pool", "n_nets", "p_value", "p_adjusted",
-              "interval"}
+              "tolerance", "detectable", "confidence", "d", "detail", "statistic", "output", "pool", "n_nets",
+              "p_value", "p_adjusted", "interval"}
 SCALING_CLAIMS = ["scaling:grad_logit_l2", "scaling:grad_logit_l1", "scaling:grad_loss_l1", "scaling:damage_l1",
                   "scaling:grad_loss_linf"]
 
@@ -459,8 +459,8 @@ BAD_ARGS = [
     ("nets and rel-se", [*SMALL, "--nets", "10", "--rel-se", "0.05"], ["--nets", "--rel-se"]),
     ("cuda without gpu", [*SMALL, "--nets", "10", "--device", "cuda"], ["'cuda'", "no CUDA GPU"]),
     ("unknown device", [*SMALL, "--nets", "10", "--device", "tpu"], ["'tpu'"]),
-    ("dtype float16", [*SMALL, "--nets", "10", "--dtype", "float16"], ["'float16'", "float32, float64"]),
-    ("init xavier", [*SMALL, "--nets", "10", "--init", "xavier"], ["'xavier'", "he, lecun"]),
+    ("dtype float16", [*SMALL, "--nets", "10", "--dtype", "float16"], ["'float16'", "'float32', 'float64'"]),
+    ("init xavier", [*SMALL, "--nets", "10", "--init", "xavier"], ["'xavier'", "'he', 'lecun'"]),
     ("inputs unknown", [*SMALL, "--nets", "10", "--inputs", "poisson"], ["'poisson'"]),
     ("inputs missing", [*SMALL, "--nets", "10", "--inputs", "nosuch.npy"], ["nosuch.npy"]),
     ("format xml", [*SMALL, "--nets", "10", "--format", "xml"], ["--format", "'xml'"]),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar
+from typing import Annotated, Optional, TypeVar, get_type_hints
 
 import typer
 
@@ -73,21 +75,69 @@ def console():
 
 
 # -- options shared by the commands that take a network -------------------------------------------
-ArchOpt = Annotated[Optional[str], typer.Option("--arch", help="Family: fc, cnn, cnn-avgpool, resnet.")]
-DimsOpt = Annotated[Optional[str], typer.Option("--dims", help="Input sizes in pixels, comma-separated "
-                                                               "(e.g. 32,64,128,256).")]
-SpecOpt = Annotated[Optional[Path], typer.Option("--spec", help="A node-link JSON file describing the DAG.")]
-ChannelsOpt = Annotated[Optional[int], typer.Option("--channels", help="Channels per conv layer (cnn, cnn-avgpool, "
+@dataclass(frozen=True)
+class NetworkOptions:
+    """The network options of ``graph`` and ``verify``, declared once: each field is a typer option.
+
+    A command takes them as one parameter annotated ``NetworkOptions`` and decorated with
+    :func:`network_options`; ``--help`` lists the fields in this order, where that parameter stands.
+    """
+
+    arch: Annotated[Optional[str], typer.Option("--arch", help="Family: fc, cnn, cnn-avgpool, resnet.")] = None
+    dims: Annotated[Optional[str], typer.Option("--dims", help="Input sizes in pixels, comma-separated "
+                                                               "(e.g. 32,64,128,256).")] = None
+    spec: Annotated[Optional[Path], typer.Option("--spec", help="A node-link JSON file describing the DAG.")] = None
+    channels: Annotated[Optional[int], typer.Option("--channels", help="Channels per conv layer (cnn, cnn-avgpool, "
                                                                        "resnet; default 16, a CPU width; 64 is the "
-                                                                       "paper's).")]
-PaddingOpt = Annotated[Optional[str], typer.Option("--padding", help="zero | circular | reflect.")]
-DownsampleOpt = Annotated[Optional[str], typer.Option("--downsample", help="stride | avg | max (cnn, cnn-avgpool).")]
-HeadOpt = Annotated[Optional[str], typer.Option("--head", help="dense | avgpool | maxpool.")]
-BatchnormOpt = Annotated[Optional[bool], typer.Option("--batchnorm/--no-batchnorm", help="Conv -> BatchNorm -> ReLU.")]
-ClassesOpt = Annotated[Optional[int], typer.Option("--classes", help="Number of logits.")]
-WidthOpt = Annotated[Optional[int], typer.Option("--width", help="Units per hidden layer (fc).")]
-DepthOpt = Annotated[Optional[int], typer.Option("--depth", help="Hidden layers (fc).")]
-BlocksOpt = Annotated[Optional[int], typer.Option("--blocks", help="Residual blocks (resnet).")]
+                                                                       "paper's).")] = None
+    padding: Annotated[Optional[str], typer.Option("--padding", help="zero | circular | reflect.")] = None
+    downsample: Annotated[Optional[str], typer.Option("--downsample", help="stride | avg | max (cnn, "
+                                                                           "cnn-avgpool).")] = None
+    head: Annotated[Optional[str], typer.Option("--head", help="dense | avgpool | maxpool.")] = None
+    batchnorm: Annotated[Optional[bool], typer.Option("--batchnorm/--no-batchnorm",
+                                                      help="Conv -> BatchNorm -> ReLU.")] = None
+    classes: Annotated[Optional[int], typer.Option("--classes", help="Number of logits.")] = None
+    width: Annotated[Optional[int], typer.Option("--width", help="Units per hidden layer (fc).")] = None
+    depth: Annotated[Optional[int], typer.Option("--depth", help="Hidden layers (fc).")] = None
+    blocks: Annotated[Optional[int], typer.Option("--blocks", help="Residual blocks (resnet).")] = None
+
+    def family(self) -> dict[str, object]:
+        """The family options (all but ``arch``, ``dims`` and ``spec``), as ``make_arch`` keywords."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("arch", "dims", "spec")}
+
+    def source(self, *, spec_conflicts: dict[str, object] | None = None) -> tuple[Path | None, list[int]]:
+        """``(spec, [])`` or ``(None, pixel sizes)``; see :func:`network_source`."""
+        return network_source(self.arch, self.dims, self.spec, self.family(), spec_conflicts=spec_conflicts)
+
+
+def network_options(func: F) -> F:
+    """Give ``func``'s parameter annotated :class:`NetworkOptions` to typer as the options it declares.
+
+    In the signature typer reads, that parameter is replaced, at its place, by one parameter per
+    field of :class:`NetworkOptions`; each call gathers their values into one object.
+    """
+    signature = inspect.signature(func, eval_str=True)
+    names = [n for n, p in signature.parameters.items() if p.annotation is NetworkOptions]
+    if len(names) != 1:
+        raise TypeError(f"{func.__qualname__} needs exactly one parameter annotated NetworkOptions")
+    hints = get_type_hints(NetworkOptions, include_extras=True)
+    kind = signature.parameters[names[0]].kind  # typer passes every parameter by keyword
+    options = [inspect.Parameter(f.name, kind, default=f.default, annotation=hints[f.name])
+               for f in fields(NetworkOptions)]
+    params = []
+    for name, param in signature.parameters.items():
+        params.extend(options if name == names[0] else [param])
+    if clash := {p.name for p in options} & (set(signature.parameters) - {names[0]}):
+        raise TypeError(f"{func.__qualname__} already has parameters named {sorted(clash)}")
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        kwargs[names[0]] = NetworkOptions(**{p.name: kwargs.pop(p.name) for p in options})
+        return func(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params if p.annotation is not p.empty}
+    return wrapper  # type: ignore[return-value]
 
 
 def network_source(arch: str | None, dims: str | None, spec: Path | None, family: dict[str, object],

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import OptionError
 from ..exact import analyse
 from ..exact.analysis import METHODS
 from ..families import make_arch
@@ -14,27 +15,16 @@ from ..graph.io import read_graph
 from ..render import (exact_csv, exact_json, exact_summary_frame, frame_to_markdown, hypothesis_lines, output_groups,
                       rich_table, witness_text, write_exact)
 from .app import app
-from .common import (FORMATS, ArchOpt, BatchnormOpt, BlocksOpt, ChannelsOpt, ClassesOpt, DepthOpt, DimsOpt,
-                     DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, check_out_dir, handle_errors,
-                     network_source, write_stdout)
+from .common import (FORMATS, NetworkOptions, check_choice, check_out_dir, handle_errors, network_options,
+                     write_stdout)
 from .common import console as make_console
 
 
 @app.command("graph")
 @handle_errors
+@network_options
 def graph_command(
-    arch: ArchOpt = None,
-    dims: DimsOpt = None,
-    spec: SpecOpt = None,
-    channels: ChannelsOpt = None,
-    padding: PaddingOpt = None,
-    downsample: DownsampleOpt = None,
-    head: HeadOpt = None,
-    batchnorm: BatchnormOpt = None,
-    classes: ClassesOpt = None,
-    width: WidthOpt = None,
-    depth: DepthOpt = None,
-    blocks: BlocksOpt = None,
+    network: NetworkOptions,
     method: str = typer.Option("auto", "--method", help="auto | neuron | compressed (families only)."),
     fmt: str = typer.Option("table", "--format", help="table | json | csv | markdown."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write graph.json, summary.csv and inputs.csv (every "
@@ -44,13 +34,15 @@ def graph_command(
     check_choice("--format", fmt, FORMATS)
     check_out_dir(out)
     check_choice("--method", method, METHODS)
-    options = dict(channels=channels, padding=padding, downsample=downsample, head=head, batchnorm=batchnorm,
-                   classes=classes, width=width, depth=depth, blocks=blocks)
-    spec_file, sizes = network_source(arch, dims, spec, options)
+    spec_file, sizes = network.source()
+    if spec_file is not None and method == "compressed":
+        raise OptionError("--method compressed is for families (--arch): a node-link --spec is analysed at neuron "
+                          "level; use --method auto or neuron")
     if spec_file is not None:
         analyses = [analyse(read_graph(spec_file))]
     else:
-        analyses = [analyse(make_arch(arch, px, **options), method=method) for px in sizes]  # type: ignore[arg-type]
+        analyses = [analyse(make_arch(network.arch, px, **network.family()), method=method)  # type: ignore[arg-type]
+                    for px in sizes]
     if out is not None:
         write_exact(analyses, out)
 
@@ -62,7 +54,7 @@ def graph_command(
         write_stdout(frame_to_markdown(exact_summary_frame(analyses)))
     else:
         console = make_console()
-        title = f"initstats graph: {analyses[0].arch}, exact identities"
+        title = f"initstats graph: {analyses[0].name}, exact identities"
         console.print(rich_table(exact_summary_frame(analyses, witness=False), title=title))
         for a in analyses:
             for names, first in output_groups(a):

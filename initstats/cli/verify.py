@@ -16,27 +16,16 @@ from ..render import (claims_display_frame, frame_to_csv, report_markdown, rich_
                       write_verification)
 from ..verify import VerifySettings, verify_family, verify_graph
 from .app import app
-from .common import (FORMATS, ArchOpt, BatchnormOpt, BlocksOpt, ChannelsOpt, ClassesOpt, DepthOpt, DimsOpt,
-                     DownsampleOpt, HeadOpt, PaddingOpt, SpecOpt, WidthOpt, check_choice, check_out_dir, handle_errors,
-                     network_source, parse_int_list, write_stdout)
+from .common import (FORMATS, NetworkOptions, check_choice, check_out_dir, handle_errors, network_options,
+                     parse_int_list, write_stdout)
 from .common import console as make_console
 
 
 @app.command("verify")
 @handle_errors
+@network_options
 def verify_command(
-    arch: ArchOpt = None,
-    dims: DimsOpt = None,
-    spec: SpecOpt = None,
-    channels: ChannelsOpt = None,
-    padding: PaddingOpt = None,
-    downsample: DownsampleOpt = None,
-    head: HeadOpt = None,
-    batchnorm: BatchnormOpt = None,
-    classes: ClassesOpt = None,
-    width: WidthOpt = None,
-    depth: DepthOpt = None,
-    blocks: BlocksOpt = None,
+    network: NetworkOptions,
     pool: str = typer.Option("1", "--pool", help="Average-pooling sizes before the head, e.g. 1,2,4 (Theorems 7/11)."),
     nets: Optional[int] = typer.Option(None, "--nets", help="Networks per input size (default: until --rel-se is reached)."),
     rel_se: Optional[float] = typer.Option(None, "--rel-se", help="Target relative standard error of E|grad f|^2 "
@@ -83,11 +72,9 @@ def verify_command(
                              inputs=inputs, eps=eps, init=init, seed=seed, device=device, dtype=dtype)
     settings = VerifySettings(confidence=confidence, exponent_tolerance=exponent_tolerance,
                               bridge_tolerance=bridge_tolerance, excess_tolerance=excess_tolerance, holm=holm)
-    fam = dict(channels=channels, padding=padding, downsample=downsample, head=head, batchnorm=batchnorm,
-               classes=classes, width=width, depth=depth, blocks=blocks)
     pools = parse_int_list(pool, "--pool")
-    spec_file, sizes = network_source(arch, dims, spec, fam,
-                                      spec_conflicts={"pool": pool if pools != [1] else None, "literal_h1": literal_h1})
+    spec_file, sizes = network.source(spec_conflicts={"pool": pool if pools != [1] else None,
+                                                      "literal_h1": literal_h1})
     from ..empirical.common import resolve_device
 
     resolve_device(device)  # fail fast, before any work
@@ -97,9 +84,10 @@ def verify_command(
             result = verify_graph(read_graph(spec_file), options=options, settings=settings, progress=progress)
             title = f"initstats verify --spec {spec_file}"
         else:
-            result = verify_family(arch, sizes, pools=pools, family_options=fam,  # type: ignore[arg-type]
-                                   options=options, literal_h1=literal_h1, settings=settings, progress=progress)
-            title = f"initstats verify: {arch}"
+            result = verify_family(network.arch, sizes, pools=pools,  # type: ignore[arg-type]
+                                   family_options=network.family(), options=options, literal_h1=literal_h1,
+                                   settings=settings, progress=progress)
+            title = f"initstats verify: {network.arch}"
 
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
