@@ -79,6 +79,17 @@ class Claim:
     laws), None for point tests; ``detectable`` is the error a point test must be able to detect
     (relative for exact claims, an exponent error for scaling ones), None for equivalence tests.
     ``name`` is the claim's name (``"claim"`` in :meth:`to_dict`, JSON and CSV).
+
+    Examples
+    --------
+    >>> c = Claim(name="grad_sq_total[px=32]", kind="exact", verdict="pass", statement="E||grad f||^2 = 2",
+    ...           predicted=2.0, estimate=2.01, stderr=0.01)
+    >>> c.to_dict()["claim"], c.to_dict()["verdict"]
+    ('grad_sq_total[px=32]', 'pass')
+    >>> Claim(name="c", kind="exact", verdict="ok", statement="")
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown verdict 'ok'
     """
 
     name: str
@@ -210,14 +221,28 @@ def excess_claim(name: str, statement: str, mean: float | None = None, se: float
 
 def approximate_claim(name: str, statement: str, mean: float, se: float, predicted: float, *,
                       tolerance: float | None = None, confidence: float = 0.99, d: int | None = None) -> Claim:
-    """Deprecated name of :func:`excess_claim` (a missing tolerance means 10 %)."""
+    """Deprecated name of :func:`excess_claim` (a missing tolerance means 10 %).
+
+    Examples
+    --------
+    >>> c = approximate_claim("pooled", "within 10 % of the annealed value", 0.0322, 0.0002, 0.03125)
+    >>> c.kind, c.tolerance, c.verdict
+    ('excess', 0.1, 'pass')
+    """
     return excess_claim(name, statement, mean, se, predicted, tolerance=0.1 if tolerance is None else tolerance,
                         confidence=confidence, d=d)
 
 
 @dataclass(frozen=True)
 class Fit:
-    """A log-log fit ``log y = intercept + exponent * log x``."""
+    """A log-log fit ``log y = intercept + exponent * log x``.
+
+    Examples
+    --------
+    >>> fit = loglog_fit([1, 2, 4], [3.0, 6.0, 12.0], [0.03, 0.06, 0.12])
+    >>> isinstance(fit, Fit), round(fit.exponent, 6), round(math.exp(fit.intercept), 6), fit.dof
+    (True, 1.0, 3.0, 1)
+    """
 
     exponent: float
     stderr: float
@@ -232,6 +257,13 @@ def loglog_fit(x: Sequence[float], mean: Sequence[float], se: Sequence[float]) -
 
     The exponent's standard error comes from the known errors, multiplied by the Birge ratio
     ``sqrt(chi2/dof)`` when that exceeds 1 (points scattering beyond their errors, e.g. curvature).
+
+    Examples
+    --------
+    >>> d = [768, 3072, 12288]
+    >>> fit = loglog_fit(d, [v ** 0.5 for v in d], [0.01 * v ** 0.5 for v in d])   # ||grad||_1 ~ d^(1/2)
+    >>> round(fit.exponent, 6), fit.dof, fit.stderr < 0.01
+    (0.5, 1, True)
     """
     x_, m, s = (np.asarray(v, dtype=float) for v in (x, mean, se))
     if len(x_) < 2 or len(np.unique(x_)) < 2:
@@ -307,7 +339,17 @@ def scaling_claim(name: str, statement: str, x: Sequence[float], mean: Sequence[
 
 def not_covered_claim(name: str, statement: str, reason: str, *, estimate: float | None = None,
                       stderr: float | None = None, d: int | None = None, **fields) -> Claim:
-    """A measurement outside the theory's hypotheses: reported, not tested."""
+    """A measurement outside the theory's hypotheses: reported, not tested.
+
+    Examples
+    --------
+    >>> c = not_covered_claim("grad_sq_total[px=32]", "E||grad f||^2 at d=3072 (measured only)",
+    ...                       "outside (H): max pooling; no theorem covers it", estimate=0.41, stderr=0.01)
+    >>> c.kind, c.verdict, c.p_value
+    ('not-covered', 'not-covered', None)
+    >>> combine_verdicts(["pass", c.verdict])      # reported, but it does not count in the run's verdict
+    'pass'
+    """
     return Claim(name=name, kind="not-covered", verdict="not-covered", statement=statement, estimate=estimate,
                  stderr=stderr, d=d, detail=reason, **fields)
 
@@ -341,7 +383,15 @@ def holm(claims: Sequence[Claim], confidence: float = 0.99) -> tuple[Claim, ...]
 
 
 def combine_verdicts(verdicts: Sequence[str]) -> str:
-    """``fail`` if any fails, else ``inconclusive`` if any is, else ``pass`` (not-covered ignored)."""
+    """``fail`` if any fails, else ``inconclusive`` if any is, else ``pass`` (not-covered ignored).
+
+    Examples
+    --------
+    >>> combine_verdicts(["pass", "inconclusive", "not-covered"])
+    'inconclusive'
+    >>> combine_verdicts(["pass", "fail", "inconclusive"]), combine_verdicts(["not-covered"])
+    ('fail', 'not-covered')
+    """
     tested = [v for v in verdicts if v != "not-covered"]
     if not tested:
         return "not-covered"

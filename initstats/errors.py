@@ -21,36 +21,134 @@ __all__ = [
 
 
 class InitStatsError(Exception):
-    """Root of every error initstats raises on bad input."""
+    """Root of every error initstats raises on bad input.
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> try:
+    ...     make_arch("vgg", 32)
+    ... except InitStatsError as err:                # one except clause for every bad input
+    ...     print(f"{type(err).__name__}: {err}")
+    OptionError: unknown architecture 'vgg'; expected one of fc, cnn, cnn-avgpool, resnet
+    """
 
 
 class SpecError(InitStatsError, ValueError):
-    """An architecture specification is invalid (sizes, kernels, paddings, shapes)."""
+    """An architecture specification is invalid (sizes, kernels, paddings, shapes).
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> try:
+    ...     make_arch("cnn", 8, padding="reflect")    # three downsamplings leave 1 px: nothing to reflect
+    ... except ValueError as err:                   # a SpecError is a ValueError too
+    ...     print(type(err).__name__, "-", err)
+    SpecError - cnn at 8 px: conv10 (axis 0): reflect padding 1 needs an input larger than 1, got size 1
+    >>> from initstats.spec import Conv
+    >>> Conv(4, kernel=0)
+    Traceback (most recent call last):
+        ...
+    initstats.errors.SpecError: Conv: kernel=0 is invalid; expected an integer >= 1 or a tuple of them
+    """
 
 
 class UnsupportedLayerError(SpecError):
-    """A layer or layer option that initstats cannot represent."""
+    """A layer or layer option that initstats cannot represent.
+
+    Examples
+    --------
+    >>> from initstats.spec import Conv
+    >>> Conv(4, activation=None, batchnorm=True)
+    Traceback (most recent call last):
+        ...
+    initstats.errors.UnsupportedLayerError: Conv: batchnorm=True needs activation='relu' (BatchNorm is supported only as conv -> BatchNorm -> ReLU)
+    >>> issubclass(UnsupportedLayerError, SpecError)
+    True
+    """
 
 
 class GraphError(InitStatsError, ValueError):
-    """A graph is not a valid network DAG."""
+    """A graph is not a valid network DAG.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.graph import check_graph
+    >>> check_graph(nx.DiGraph())
+    Traceback (most recent call last):
+        ...
+    initstats.errors.GraphError: the graph has no nodes
+    """
 
 
 class NotADAGError(GraphError):
-    """The graph has a directed cycle."""
+    """The graph has a directed cycle.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.graph import check_graph
+    >>> g = nx.DiGraph([("x", "a"), ("a", "b"), ("b", "a")])
+    >>> nx.set_node_attributes(g, {"x": "input", "a": "relu", "b": "relu"}, "kind")
+    >>> check_graph(g)
+    Traceback (most recent call last):
+        ...
+    initstats.errors.NotADAGError: the graph has a directed cycle: 'a' -> 'b' -> 'a'; a feed-forward network must be acyclic
+    """
 
 
 class GraphFormatError(GraphError):
-    """A node or edge attribute is missing, unknown or unparsable."""
+    """A node or edge attribute is missing, unknown or unparsable.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.graph import check_graph
+    >>> g = nx.DiGraph([("x", "y")])
+    >>> g.nodes["x"]["kind"] = "input"
+    >>> check_graph(g)                              # y has no kind
+    Traceback (most recent call last):
+        ...
+    initstats.errors.GraphFormatError: node 'y': kind missing; expected one of input, relu, linear, avgpool, sum, maxpool, batchnorm
+    """
 
 
 class SpecFileError(InitStatsError, OSError):
-    """A specification file cannot be read or parsed."""
+    """A specification file cannot be read or parsed.
+
+    Examples
+    --------
+    >>> from initstats.graph import read_graph
+    >>> try:
+    ...     read_graph("no/such/net.json")
+    ... except OSError as err:                      # a SpecFileError is an OSError too
+    ...     print(type(err).__name__, "-", err)
+    SpecFileError - cannot read spec file 'no/such/net.json': No such file or directory
+    """
 
 
 class OptionError(InitStatsError, ValueError):
-    """An option has a value outside its valid range."""
+    """An option has a value outside its valid range.
+
+    Examples
+    --------
+    >>> from initstats.measurement import MeasureOptions
+    >>> MeasureOptions(device="tpu")
+    Traceback (most recent call last):
+        ...
+    initstats.errors.OptionError: device='tpu' is unknown; expected 'auto', 'cpu', 'cuda' or 'cuda:N'
+    """
 
 
 class DeviceError(InitStatsError, RuntimeError):
-    """The requested compute device is not available."""
+    """The requested compute device is not available.
+
+    Examples
+    --------
+    >>> from initstats.empirical.common import resolve_device
+    >>> resolve_device("npu")
+    Traceback (most recent call last):
+        ...
+    initstats.errors.DeviceError: device 'npu' is unknown; expected auto, cpu or cuda
+    """

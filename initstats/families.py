@@ -70,7 +70,14 @@ def _params(**kwargs: object) -> tuple[tuple[str, object], ...]:
 
 
 def fc(px: int = 32, *, width: int = 256, depth: int = 4, classes: int = 10, in_channels: int = 3) -> Arch:
-    """Fully connected ReLU network on a flattened ``in_channels x px x px`` input."""
+    """Fully connected ReLU network on a flattened ``in_channels x px x px`` input.
+
+    Examples
+    --------
+    >>> arch = fc(8, width=32, depth=2)
+    >>> arch.d, [type(layer).__name__ for layer in arch.layers], arch.hypothesis_set()
+    (192, ['Dense', 'Dense', 'Dense'], 'H')
+    """
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
         raise OptionError(f"depth={depth!r} is invalid; expected an integer >= 0 (the number of hidden layers)")
     layers = tuple(Dense(width) for _ in range(depth)) + (Dense(classes, activation=None),)
@@ -81,7 +88,18 @@ def fc(px: int = 32, *, width: int = 256, depth: int = 4, classes: int = 10, in_
 def cnn(px: int = 32, *, channels: int = 16, downsample: str = "stride", head: str = "dense",
         padding: str = "zero", batchnorm: bool = False, classes: int = 12, in_channels: int = 3,
         dilation: int | None = None) -> Arch:
-    """The paper's Figure 3 topology (see the module docstring)."""
+    """The paper's Figure 3 topology (see the module docstring).
+
+    Examples
+    --------
+    >>> arch = cnn(32, channels=4)
+    >>> dict(arch.params)["dilation"], dict(cnn(128, channels=4).params)["dilation"]
+    (1, 4)
+    >>> arch.stages[-2].shape, arch.num_classes       # three 2x2 stride-2 downsamplings: 32 -> 4 px
+    ((4, 4, 4), 12)
+    >>> cnn(32, downsample="max", head="maxpool", batchnorm=True).hypothesis_set()   # the paper's literal network
+    'outside'
+    """
     _choice("downsample", downsample, DOWNSAMPLES)
     dil = max(1, px // 32) if dilation is None else dilation
     layers: list[Layer] = []
@@ -98,7 +116,16 @@ def cnn(px: int = 32, *, channels: int = 16, downsample: str = "stride", head: s
 def cnn_avgpool(px: int = 32, *, channels: int = 16, downsample: str = "avg", head: str = "avgpool",
                 padding: str = "zero", batchnorm: bool = False, classes: int = 10,
                 in_channels: int = 3) -> Arch:
-    """The paper's Figure 4 network: 6 conv blocks, pooling after every second, global pool."""
+    """The paper's Figure 4 network: 6 conv blocks, pooling after every second, global pool.
+
+    Examples
+    --------
+    >>> arch = cnn_avgpool(16, channels=4)
+    >>> [s.shape for s in arch.stages if s.kind == "avgpool"]     # three 2x2 pools, then the global one
+    [(4, 8, 8), (4, 4, 4), (4, 2, 2), (4, 1, 1)]
+    >>> arch.hypothesis_set()
+    "H'"
+    """
     _choice("downsample", downsample, DOWNSAMPLES)
     layers: list[Layer] = []
     for i in range(1, 7):
@@ -113,7 +140,16 @@ def cnn_avgpool(px: int = 32, *, channels: int = 16, downsample: str = "avg", he
 
 def resnet(px: int = 32, *, channels: int = 16, blocks: int = 2, head: str = "dense",
            padding: str = "zero", classes: int = 10, in_channels: int = 3) -> Arch:
-    """A stem convolution, ``blocks`` residual blocks ``x + conv(relu(conv(x)))`` and a head."""
+    """A stem convolution, ``blocks`` residual blocks ``x + conv(relu(conv(x)))`` and a head.
+
+    Examples
+    --------
+    >>> arch = resnet(8, channels=4, blocks=2)
+    >>> [s.kind for s in arch.stages]
+    ['input', 'relu', 'relu', 'linear', 'sum', 'relu', 'linear', 'sum', 'linear']
+    >>> arch.hypothesis_set()
+    "H'"
+    """
     if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 1:
         raise OptionError(f"blocks={blocks!r} is invalid; expected an integer >= 1")
     block = Residual((Conv(channels, 3, padding=padding), Conv(channels, 3, padding=padding, activation=None)))
@@ -142,6 +178,8 @@ def make_arch(name: str, px: int, **options: object) -> Arch:
     Raises :class:`~initstats.errors.OptionError` for an unknown family or an option the family
     does not take, and :class:`~initstats.errors.SpecError` when the size is too small.
 
+    Examples
+    --------
     >>> make_arch("fc", 8, width=32).d
     192
     """
@@ -165,6 +203,16 @@ def with_avgpool(arch: Arch, a: int) -> Arch:
 
     Used to sweep the pooling degree of Theorems 7 and 11.  ``a = 1`` returns ``arch`` itself.
     Every spatial size before the head must be divisible by ``a`` so that no input is dropped.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> arch = with_avgpool(make_arch("cnn", 32, channels=4, padding="circular"), 2)
+    >>> arch.stages[-2].kind, arch.stages[-2].shape
+    ('avgpool', (4, 2, 2))
+    >>> out = analyse(arch).outputs[0]
+    >>> out.pool_degrees, out.theorem_total            # Theorems 7, 11: 2 / a with a = 2 x 2
+    ((4,), Fraction(1, 2))
     """
     if isinstance(a, bool) or not isinstance(a, int) or a < 1:
         raise OptionError(f"pooling size {a!r} is invalid; expected a positive integer")
@@ -189,7 +237,15 @@ def with_avgpool(arch: Arch, a: int) -> Arch:
 
 
 def with_logit_relu(arch: Arch) -> Arch:
-    """``arch`` with a ReLU on the logits: hypothesis H1 taken literally (total 1 instead of 2)."""
+    """``arch`` with a ReLU on the logits: hypothesis H1 taken literally (total 1 instead of 2).
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> arch = with_logit_relu(make_arch("fc", 4, width=8))
+    >>> arch.stages[-1].kind, analyse(arch).outputs[0].grad_sq_total     # half of the linear logit's 2
+    ('relu', Fraction(1, 1))
+    """
     last = arch.layers[-1]
     return Arch(arch.input_shape, (*arch.layers[:-1], Dense(last.out_features, activation="relu",  # type: ignore[union-attr]
                                                                batchnorm=last.batchnorm)),  # type: ignore[union-attr]

@@ -58,7 +58,13 @@ TAIL_MODEL_MAX_INDEX = 3.0
 
 
 def z_value(confidence: float) -> float:
-    """Two-sided normal quantile: 2.576 for 99 %."""
+    """Two-sided normal quantile: 2.576 for 99 %.
+
+    Examples
+    --------
+    >>> round(z_value(0.99), 3), round(z_value(0.95), 2)
+    (2.576, 1.96)
+    """
     return float(norm.ppf(0.5 + confidence / 2))
 
 
@@ -81,6 +87,14 @@ class MeanInterval:
         model: fewer than 30 values, a non-positive tail, or no spread) or ``'too-heavy'``.
     tail_index : float or None
         Hill's estimate of the right tail's index (None without a tail model).
+
+    Examples
+    --------
+    >>> ci = normal_interval(2.0, 0.01, n=1000)
+    >>> ci.method, round(ci.low, 4), round(ci.high, 4)
+    ('normal', 1.9742, 2.0258)
+    >>> ci.p_value(2.0), ci.p_value(2.1) < 1e-6       # the test the interval inverts
+    (1.0, True)
     """
 
     n: int
@@ -118,7 +132,14 @@ class MeanInterval:
 
 
 def normal_interval(mean: float, se: float, confidence: float = 0.99, n: int | None = None) -> MeanInterval:
-    """The normal interval ``mean +- z se`` (for summaries given without their values)."""
+    """The normal interval ``mean +- z se`` (for summaries given without their values).
+
+    Examples
+    --------
+    >>> ci = normal_interval(1.0, 0.1, confidence=0.95)
+    >>> round(ci.low, 3), round(ci.high, 3), ci.n
+    (0.804, 1.196, -1)
+    """
     z = z_value(confidence)
     return MeanInterval(n=-1 if n is None else n, mean=float(mean), stderr=float(se), low=mean - z * se,
                         high=mean + z * se, confidence=confidence, method="normal")
@@ -216,6 +237,8 @@ def _tail_bootstrap(bulk: np.ndarray, k: int, u: float, alpha: float, n: int, re
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error control at any level).
 
+    Examples
+    --------
     >>> holm([0.01, 0.04, 0.03])
     [0.03, 0.06, 0.06]
     """

@@ -230,6 +230,19 @@ class Measurement:
         Why sampling stopped: a fixed number, the target reached, or short of it.
     rel_se : float or None
         The target of adaptive sampling (None with a fixed number).
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import measure
+    >>> from initstats.families import make_arch
+    >>> m = measure(make_arch("fc", 4, width=32, depth=2), MeasureOptions(nets=300, seed=0, device="cpu"))
+    >>> m.n_nets, m.d, m.per_net["grad_logit_l2_sq"].shape, m.coord_mean.shape
+    (300, 48, (300, 1), (1, 48))
+    >>> mean, se = m.mean_se("grad_logit_l2_sq")
+    >>> abs(mean - 2) < 3 * se                     # He initialisation: E||grad f||^2 = 2
+    True
+    >>> list(m.to_frame().columns)
+    ['arch', 'd', 'px', 'statistic', 'output', 'mean', 'stderr', 'n_nets']
     """
 
     name: str

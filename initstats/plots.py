@@ -46,6 +46,14 @@ def plot_scaling(rows: pd.DataFrame, exponents: dict[str, float], *, x: str = "d
 
     The predicted line has the predicted exponent and passes through the geometric mean of the
     points; ``log_corrected`` statistics are divided by ``sqrt(2 ln d)`` first.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"d": [768, 3072, 12288] * 2, "statistic": ["grad_logit_l2"] * 3 + ["grad_logit_l1"] * 3,
+    ...                      "mean": [1.41, 1.40, 1.42, 20.0, 40.1, 79.8], "stderr": [0.01, 0.01, 0.01, 0.2, 0.4, 0.8]})
+    >>> fig = plot_scaling(rows, {"grad_logit_l2": 0.0, "grad_logit_l1": 0.5}, title="norms against d")
+    >>> [ax.get_title() for ax in fig.axes], fig.axes[0].get_xscale()
+    (['grad_logit_l2', 'grad_logit_l1'], 'log')
     """
     with _theme() as sns:
         return _plot_scaling(sns, rows, exponents, x, title, log_corrected)
@@ -87,6 +95,14 @@ def plot_coordinate_map(measured: np.ndarray, predicted: np.ndarray, input_shape
 
     2-D inputs are shown as images side by side with a scatter of all coordinates; other inputs
     as a scatter only.
+
+    Examples
+    --------
+    >>> predicted = np.full(3 * 8 * 8, 2 / 192)
+    >>> measured = predicted * np.random.default_rng(0).normal(1, 0.05, predicted.size)
+    >>> fig = plot_coordinate_map(measured, predicted, (3, 8, 8), title="fc, d=192")
+    >>> [ax.get_title() for ax in fig.axes[:3]]        # two images (channels averaged) and a scatter
+    ['measured E(df/dx)^2', 'exact (annealed) E(df/dx)^2', 'per coordinate']
     """
     with _theme():
         return _plot_coordinate_map(measured, predicted, input_shape, title)
@@ -133,7 +149,19 @@ def _log_ticks(ax) -> None:
 
 
 def save_figure(fig, path: str | Path) -> None:
-    """Write a figure as PNG atomically (a figure made with pyplot is also closed)."""
+    """Write a figure as PNG atomically (a figure made with pyplot is also closed).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure()
+    >>> _ = fig.subplots().plot([1, 2, 3], [1, 4, 9])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     save_figure(fig, Path(tmp) / "squares.png")
+    ...     (Path(tmp) / "squares.png").read_bytes()[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
     from .files import write_atomic
 
     buf = io.BytesIO()

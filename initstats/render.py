@@ -24,7 +24,16 @@ __all__ = ["show_fraction", "witness_text", "failed_hypotheses", "hypothesis_lin
 
 
 def output_groups(analysis: GraphAnalysis) -> list[tuple[list[str], OutputAnalysis]]:
-    """Outputs grouped by identical results (e.g. all logits of a dense head), in order."""
+    """Outputs grouped by identical results (e.g. all logits of a dense head), in order.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> a = analyse(Arch((1, 4), (Conv(2, 3), Dense(3, activation=None)), name="conv"))   # zero padding
+    >>> [(names, first.name) for names, first in output_groups(a)]     # the three logits are alike
+    [(['logits[0]', 'logits[1]', 'logits[2]'], 'logits[0]')]
+    """
     groups: list[tuple[list[str], OutputAnalysis, dict]] = []
     for out in analysis.outputs:
         summary = out.to_dict()
@@ -57,7 +66,16 @@ def _runs(values: Sequence[int]) -> str:
 
 
 def witness_text(out: OutputAnalysis) -> str:
-    """``x[0,0,0] vs x[0,0,1]: path-degree {18,64x6,96,256} on 7.73e+10 vs 8.16e+10 paths``."""
+    """``x[0,0,0] vs x[0,0,1]: path-degree {18,64x6,96,256} on 7.73e+10 vs 8.16e+10 paths``.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> a = analyse(Arch((1, 4), (Conv(2, 3), Dense(3, activation=None)), name="conv"))   # zero padding
+    >>> witness_text(a.outputs[0])       # the border input has fewer paths than its neighbour
+    'x[0,0] vs x[0,1]: path-degree {3,8} on 2 vs 4 paths'
+    """
     w = out.witness
     if w is None:
         return "-"
@@ -66,14 +84,32 @@ def witness_text(out: OutputAnalysis) -> str:
 
 
 def failed_hypotheses(out: OutputAnalysis) -> str:
-    """The hypotheses H1-H5 that fail for an output, e.g. ``'H3,H5'``, or ``'-'``."""
+    """The hypotheses H1-H5 that fail for an output, e.g. ``'H3,H5'``, or ``'-'``.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> a = analyse(Arch((1, 4), (Conv(2, 3), Dense(3, activation=None)), name="conv"))   # zero padding
+    >>> failed_hypotheses(a.outputs[0])  # border neurons keep the variance 2/fan_in
+    'H3'
+    """
     failed = [c.name for c in out.hypotheses if not c.holds and c.name != "S"]
     return ",".join(failed) if failed else "-"
 
 
 def hypothesis_lines(out: OutputAnalysis) -> list[tuple[str, str]]:
     """``('H5 fails', witness)`` per failing hypothesis H1-H5, then ``('E(df/dx)^2', reason)`` when
-    the annealed value is not the plain path sum under H5."""
+    the annealed value is not the plain path sum under H5.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> a = analyse(Arch((1, 4), (Conv(2, 3), Dense(3, activation=None)), name="conv"))   # zero padding
+    >>> hypothesis_lines(a.outputs[0])
+    [('H3 fails', "edge 'x[0,0]' -> 'conv1[0,0]' has variance 2/3, not 2/in-degree = 2/2")]
+    """
     lines = [(f"{c.name} fails", c.witness or "") for c in out.hypotheses if not c.holds and c.name != "S"]
     if out.grad_sq_reason is not None:
         lines.append(("E(df/dx)^2", out.grad_sq_reason))
@@ -81,7 +117,17 @@ def hypothesis_lines(out: OutputAnalysis) -> list[tuple[str, str]]:
 
 
 def exact_summary_frame(analyses: Iterable[GraphAnalysis], *, witness: bool = True) -> pd.DataFrame:
-    """One display row per (network, group of identical outputs)."""
+    """One display row per (network, group of identical outputs).
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> a = analyse(Arch((1, 4), (Conv(2, 3), Dense(3, activation=None)), name="conv"))   # zero padding
+    >>> row = exact_summary_frame([a]).iloc[0]
+    >>> row["outputs"], row["Σr (L8)"], row["(S)"], row["E‖∇f‖²"], row["theorem"], row["fails"]
+    ('logits[0..2]', '1', 'no', '5/3', '2', 'H3')
+    """
     rows = []
     for a in analyses:
         for names, out in output_groups(a):
@@ -106,7 +152,17 @@ def exact_summary_frame(analyses: Iterable[GraphAnalysis], *, witness: bool = Tr
 
 
 def frame_to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    """A GitHub-flavoured Markdown table (no extra dependency).
+
+    Examples
+    --------
+    >>> print(frame_to_markdown(pd.DataFrame({"px": [32, 64], "verdict": ["pass", "fail|?"]})))
+    | px | verdict |
+    |---|---|
+    | 32 | pass |
+    | 64 | fail\\|? |
+    <BLANKLINE>
+    """
     def cell(v: object) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
@@ -118,7 +174,14 @@ def frame_to_markdown(frame: pd.DataFrame) -> str:
 
 
 def rich_table(frame: pd.DataFrame, title: str | None = None):
-    """A :class:`rich.table.Table` of a display frame."""
+    """A :class:`rich.table.Table` of a display frame.
+
+    Examples
+    --------
+    >>> table = rich_table(pd.DataFrame({"claim": ["grad_sq_total[px=32]"], "verdict": ["pass"]}), title="claims")
+    >>> table.title, [c.header for c in table.columns], table.row_count
+    ('claims', ['claim', 'verdict'], 1)
+    """
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -140,12 +203,29 @@ def _jsonable(v: object) -> object:
 
 
 def frame_to_csv(frame: pd.DataFrame) -> str:
-    """CSV text with exact fractions as ``p/q``."""
+    """CSV text with exact fractions as ``p/q``.
+
+    Examples
+    --------
+    >>> print(frame_to_csv(pd.DataFrame({"d": [3], "grad_sq": [Fraction(2, 3)]})), end="")
+    d,grad_sq
+    3,2/3
+    """
     return frame.map(_jsonable).to_csv(index=False)
 
 
 def to_json(obj: object) -> str:
-    """JSON text (fractions as ``p/q``)."""
+    """JSON text (fractions as ``p/q``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> print(to_json({"grad_sq_total": Fraction(2, 3), "d": np.int64(3)}))
+    {
+      "grad_sq_total": "2/3",
+      "d": 3
+    }
+    """
     return json.dumps(obj, indent=2, default=_jsonable)
 
 
@@ -172,7 +252,20 @@ def _verdict_by_row(result) -> dict[tuple, str]:
 
 
 def rows_display_frame(result) -> pd.DataFrame:
-    """One display row per (input size, statistic): mean ± SE, networks, prediction, verdict."""
+    """One display row per (input size, statistic): mean ± SE, networks, prediction, verdict.
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.verify import verify_family
+    >>> res = verify_family("fc", [4, 8], family_options={"width": 16, "depth": 1},
+    ...                     options=MeasureOptions(nets=100, seed=0, device="cpu"))
+    >>> frame = rows_display_frame(res)
+    >>> list(frame.columns)
+    ['px', 'd', 'statistic', 'mean ± SE', 'nets', 'predicted', 'verdict']
+    >>> frame.query("statistic == 'grad_logit_l2_sq'")[["px", "predicted"]].values.tolist()
+    [[4, '2'], [8, '2']]
+    """
     verdicts = _verdict_by_row(result)
     multi_output = len(set(result.rows["output"].dropna())) > 1
     rows = []
@@ -197,7 +290,18 @@ def rows_display_frame(result) -> pd.DataFrame:
 
 
 def claims_display_frame(result, width: int = 110) -> pd.DataFrame:
-    """One display row per claim: name, kind, verdict, the reason."""
+    """One display row per claim: name, kind, verdict, the reason.
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.verify import verify_family
+    >>> res = verify_family("fc", [4, 8], family_options={"width": 16, "depth": 1},
+    ...                     options=MeasureOptions(nets=100, seed=0, device="cpu"))
+    >>> frame = claims_display_frame(res, width=60)
+    >>> list(frame.columns), len(frame) == len(res.claims), bool(frame["detail"].str.len().max() <= 60)
+    (['claim', 'kind', 'verdict', 'detail'], True, True)
+    """
     rows = []
     for c in result.claims:
         detail = c.detail if len(c.detail) <= width else c.detail[: width - 3] + "..."
@@ -206,7 +310,18 @@ def claims_display_frame(result, width: int = 110) -> pd.DataFrame:
 
 
 def report_markdown(result, *, command: str, figures: Sequence[str] = ()) -> str:
-    """A Markdown report of a verification: settings, measurements, claims, figures."""
+    """A Markdown report of a verification: settings, measurements, claims, figures.
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.verify import verify_family
+    >>> res = verify_family("fc", [4, 8], family_options={"width": 16, "depth": 1},
+    ...                     options=MeasureOptions(nets=100, seed=0, device="cpu"))
+    >>> md = report_markdown(res, command="initstats verify fc --dims 4 8")
+    >>> md.splitlines()[0], "## Measurements" in md, "| scaling:grad_logit_l2 | scaling |" in md
+    ('# initstats verify report', True, True)
+    """
     m0 = result.measurements[0]
     lines = [
         "# initstats verify report", "",
@@ -281,6 +396,18 @@ def write_verification(result, out: str | Path, *, command: str, plot: bool = Fa
     and, with ``plot``, figures into ``out``, each file atomically.
 
     Tables are written first, so that a failure while plotting loses nothing already computed.
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.verify import verify_family
+    >>> res = verify_family("fc", [4, 8], family_options={"width": 16, "depth": 1},
+    ...                     options=MeasureOptions(nets=100, seed=0, device="cpu"))
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     written = [p.name for p in write_verification(res, tmp, command="initstats verify fc --dims 4 8")]
+    >>> written
+    ['rows.csv', 'claims.csv', 'verify.json', 'map_px_4.csv', 'map_px_8.csv', 'report.md']
     """
     from .files import write_atomic
 

@@ -33,6 +33,16 @@ def network_dags(draw, *, max_inputs: int = 4, max_hidden: int = 7, kinds: tuple
 
     Node ids are integers in topological order; every non-input node has at least one
     predecessor, so the sources are exactly the inputs.  Sinks are the outputs.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from initstats.exact import analyse
+    >>> @settings(max_examples=25, database=None, derandomize=True)
+    ... @given(network_dags(max_hidden=5))
+    ... def test_lemma8(g):
+    ...     assert all(out.lemma8_sum == 1 for out in analyse(g).outputs)
+    >>> test_lemma8()                   # Lemma 8 on 25 random DAGs
     """
     n_in = draw(st.integers(1, max_inputs))
     n_hidden = draw(st.integers(1, max_hidden))
@@ -70,7 +80,18 @@ def _conv(draw, rank: int, max_channels: int) -> Conv:
 @st.composite
 def chain_specs(draw, *, max_channels: int = 2, max_side: int = 6, max_layers: int = 3,
                 pooling: bool = True, max_pool: bool = True) -> Arch:
-    """Random chains of convolutions (every padding), pools and dense layers, 1-D or 2-D."""
+    """Random chains of convolutions (every padding), pools and dense layers, 1-D or 2-D.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from initstats.graph.build import build_graph, count_edges
+    >>> @settings(max_examples=25, database=None, derandomize=True)
+    ... @given(chain_specs())
+    ... def test_edge_count(arch):
+    ...     assert count_edges(arch) == build_graph(arch).number_of_edges()
+    >>> test_edge_count()               # on 25 random chains of convolutions, pools and dense layers
+    """
     rank = draw(st.integers(1, 2))
     shape = (draw(st.integers(1, max_channels)), *draw(st.lists(st.integers(2, max_side), min_size=rank,
                                                                   max_size=rank)))
@@ -90,7 +111,19 @@ def chain_specs(draw, *, max_channels: int = 2, max_side: int = 6, max_layers: i
 
 @st.composite
 def specs(draw, *, max_channels: int = 2, max_side: int = 5) -> Arch:
-    """Random specs including residual blocks (stride-1 'same' convolutions in the body)."""
+    """Random specs including residual blocks (stride-1 'same' convolutions in the body).
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from initstats.exact import analyse
+    >>> @settings(max_examples=15, database=None, derandomize=True)
+    ... @given(specs())
+    ... def test_engines_agree(arch):
+    ...     compressed, neuron = analyse(arch).outputs[0], analyse(arch, method="neuron").outputs[0]
+    ...     assert (compressed.lemma8_sum, compressed.grad_sq_total) == (neuron.lemma8_sum, neuron.grad_sq_total)
+    >>> test_engines_agree()            # the compressed engine against the neuron-level one, residual blocks included
+    """
     if draw(st.booleans()):
         return draw(chain_specs(max_channels=max_channels, max_side=max_side))
     rank = draw(st.integers(1, 2))

@@ -70,6 +70,15 @@ class VerifySettings:
         Holm's correction over the run's point tests (default on): a correct implementation then
         fails one of them with probability at most ``1 - confidence``; equivalence tests (excess,
         bridge and pooling exponents) carry no p-value and stay outside this guarantee.
+
+    Examples
+    --------
+    >>> VerifySettings().confidence, VerifySettings(detectable=0.02).detectable
+    (0.99, 0.02)
+    >>> VerifySettings(confidence=1.5)
+    Traceback (most recent call last):
+        ...
+    initstats.errors.OptionError: confidence=1.5 is invalid; expected a number in (0, 1)
     """
 
     confidence: float = 0.99
@@ -95,7 +104,18 @@ class VerifySettings:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class Verification:
-    """Measured rows (tidy), claims with verdicts, and the objects behind them."""
+    """Measured rows (tidy), claims with verdicts, and the objects behind them.
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> res = verify_family("fc", [4], family_options={"width": 16, "depth": 1},
+    ...                     options=MeasureOptions(nets=100, seed=0, device="cpu"))
+    >>> res.claims_frame()[["claim", "kind"]].values.tolist()
+    [['grad_sq_total[px=4]', 'exact'], ['grad_sq_map[px=4]', 'exact']]
+    >>> res.verdict == combine_verdicts([c.verdict for c in res.claims]), list(res.to_dict())
+    (True, ['rows', 'claims', 'warnings'])
+    """
 
     rows: pd.DataFrame
     claims: tuple[Claim, ...]
@@ -137,6 +157,16 @@ def border_rings(input_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
 
     Rings ``0``, ``1``, ``2-3`` and ``>=4`` (those that occur), the same for every channel.
     Without spatial axes every coordinate is in one group.
+
+    Examples
+    --------
+    >>> groups, labels = border_rings((1, 6, 6))
+    >>> labels
+    ['border', 'ring 1', 'rings 2-3']
+    >>> groups.reshape(6, 6)[2].tolist()        # the third row: border, ring 1, rings 2-3, ..., border
+    [0, 1, 2, 2, 1, 0]
+    >>> border_rings((5,))[1]                   # no spatial axes: one group
+    ['all']
     """
     spatial = input_shape[1:]
     if not spatial:
@@ -305,6 +335,21 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
     Returns
     -------
     Verification
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> res = verify_family("fc", [4, 8], family_options={"width": 16, "depth": 1},
+    ...                     options=MeasureOptions(nets=200, seed=0, device="cpu"))
+    >>> sorted({c.kind for c in res.claims}), res.labels
+    (['exact', 'scaling'], ('px=4', 'px=8'))
+    >>> totals = res.rows.query("statistic == 'grad_logit_l2_sq'")
+    >>> print(totals[["px", "d", "n_nets", "predicted"]].to_string(index=False))
+     px   d  n_nets  predicted
+      4  48     200        2.0
+      8 192     200        2.0
+    >>> res.verdict in ("pass", "inconclusive"), res.failed      # 200 networks decide little, but nothing fails
+    (True, False)
     """
     from .empirical.measure import MeasureOptions, measure
 
@@ -400,7 +445,22 @@ def _pool_claims(dims, pools, grid, measurements, analyses, settings: VerifySett
 
 def verify_graph(g: nx.DiGraph, *, options=None, settings: VerifySettings | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> Verification:
-    """Verify the exact prediction on the real networks of a node-link DAG, output by output."""
+    """Verify the exact prediction on the real networks of a node-link DAG, output by output.
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.graph.io import from_node_link
+    >>> g = from_node_link({"nodes": [{"id": "x0", "kind": "input"}, {"id": "x1", "kind": "input"},
+    ...                               {"id": "h", "kind": "relu"}, {"id": "y", "kind": "linear"}],
+    ...                     "links": [{"source": "x0", "target": "h"}, {"source": "x1", "target": "h"},
+    ...                               {"source": "h", "target": "y"}]})
+    >>> res = verify_graph(g, options=MeasureOptions(nets=500, seed=0, device="cpu"))
+    >>> [(c.name, c.kind, c.predicted) for c in res.claims]
+    [('grad_sq_total[output=y]', 'exact', 2.0)]
+    >>> res.failed
+    False
+    """
     from .empirical.measure import MeasureOptions, measure
 
     settings = settings or VerifySettings()

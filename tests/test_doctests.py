@@ -63,3 +63,63 @@ def test_an_example_doctest_cannot_see_is_reported(tmp_path, monkeypatch):
 def test_the_examples_are_collected():
     """A floor on the total, so that examples deleted everywhere at once are noticed too."""
     assert sum(prompts_and_examples(importlib.import_module(n))[1] for n in MODULES) >= 50
+
+
+#: a numpydoc ``Examples`` heading followed, somewhere below it, by a ``>>>`` prompt with code
+EXAMPLES_SECTION = re.compile(r"^[ \t]*Examples[ \t]*\n[ \t]*-{8,}[ \t]*\n(?:.*\n)*?[ \t]*>>> \S", re.M)
+#: modules whose public names need not have examples (the command line documents itself in docs/cli.md)
+WITHOUT_EXAMPLES = ("initstats.cli",)
+
+
+def public_definitions(module) -> list[tuple[str, object]]:
+    """The functions and classes a module lists in ``__all__`` and defines itself (re-exports are
+    checked where they are defined)."""
+    out = []
+    for name in getattr(module, "__all__", ()):
+        obj = getattr(module, name, None)
+        if (inspect.isfunction(obj) or inspect.isclass(obj)) and getattr(obj, "__module__", None) == module.__name__:
+            out.append((name, obj))
+    return out
+
+
+def missing_examples(module) -> list[str]:
+    """``module.name`` of every public function and class whose own docstring has no ``Examples``
+    section with a doctest in it (a docstring inherited from a base class does not count)."""
+    def own_doc(obj) -> str:
+        doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else obj.__doc__
+        return inspect.cleandoc(doc or "") + "\n"
+
+    return [f"{module.__name__}.{name}" for name, obj in public_definitions(module)
+            if not EXAMPLES_SECTION.search(own_doc(obj))]
+
+
+def test_every_public_name_has_an_example():
+    """Every function and class in a module's ``__all__`` (defined there; the CLI excepted) shows how it
+    is used in an ``Examples`` section, and the tests above run that example."""
+    offenders = [name for m in MODULES if not f"{m}.".startswith(tuple(f"{w}." for w in WITHOUT_EXAMPLES))
+                 for name in missing_examples(importlib.import_module(m))]
+    assert not offenders, f"{len(offenders)} public names without an Examples section: " + ", ".join(offenders)
+
+
+def test_a_public_name_without_an_example_is_reported(tmp_path, monkeypatch):
+    (tmp_path / "examples_or_not.py").write_text(
+        'from os.path import join\n'
+        '__all__ = ["shown", "told", "bare", "Inherits", "Shown", "CONSTANT", "join"]\n'
+        'CONSTANT = 1\n'
+        'def shown():\n'
+        '    """Has one.\n\n    Examples\n    --------\n    >>> shown()\n    1\n    """\n'
+        '    return 1\n'
+        'def told():\n'
+        '    """A heading and prose, but no doctest.\n\n    Examples\n    --------\n    Call it.\n    """\n'
+        'def bare():\n'
+        '    """>>> bare()  (a prompt without the heading)"""\n'
+        'class Shown:\n'
+        '    """A class.\n\n    Examples\n    --------\n    >>> Shown().__class__.__name__\n    \'Shown\'\n    """\n'
+        'class Inherits(Shown):\n'
+        '    pass\n'
+        'def _private():\n'
+        '    pass\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("examples_or_not")
+    assert [n for n, _ in public_definitions(module)] == ["shown", "told", "bare", "Inherits", "Shown"]  # not join
+    assert missing_examples(module) == ["examples_or_not.told", "examples_or_not.bare", "examples_or_not.Inherits"]

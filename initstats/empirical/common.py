@@ -22,14 +22,26 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def init_gain(init: str) -> float:
-    """Variance gain of an initialisation: weights have variance ``gain / fan_in``."""
+    """Variance gain of an initialisation: weights have variance ``gain / fan_in``.
+
+    Examples
+    --------
+    >>> init_gain("he"), init_gain("lecun")        # weights of variance 2/fan_in and 1/fan_in
+    (2.0, 1.0)
+    """
     if init not in INITS:
         raise OptionError(f"init={init!r} is unknown; expected one of {', '.join(INITS)}")
     return 2.0 if init == "he" else 1.0
 
 
 def resolve_device(device: str) -> torch.device:
-    """``'auto'`` (CUDA when present, else CPU), ``'cpu'`` or ``'cuda[:i]'``, checked."""
+    """``'auto'`` (CUDA when present, else CPU), ``'cpu'`` or ``'cuda[:i]'``, checked.
+
+    Examples
+    --------
+    >>> resolve_device("cpu"), resolve_device("auto").type in ("cpu", "cuda")
+    (device(type='cpu'), True)
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
@@ -48,6 +60,17 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
+    """The torch dtype of a dtype name (``'float32'`` or ``'float64'``), checked.
+
+    Examples
+    --------
+    >>> resolve_dtype("float64")
+    torch.float64
+    >>> resolve_dtype("half")
+    Traceback (most recent call last):
+        ...
+    initstats.errors.OptionError: dtype 'half' is unknown; expected one of float32, float64
+    """
     if dtype not in DTYPES:
         raise OptionError(f"dtype {dtype!r} is unknown; expected one of {', '.join(DTYPES)}")
     return DTYPES[dtype]
@@ -58,6 +81,15 @@ def chunk_generator(seed: int, stream: tuple[int, ...], device: torch.device) ->
 
     Streams come from :class:`numpy.random.SeedSequence`, so chunks are statistically independent
     and the numbers depend only on the seed and the chunk's position, not on timing.
+
+    Examples
+    --------
+    >>> cpu = torch.device("cpu")
+    >>> a, b = (torch.randn(3, generator=chunk_generator(0, (7,), cpu)) for _ in range(2))
+    >>> torch.equal(a, b)                          # the same seed and chunk: the same numbers
+    True
+    >>> torch.equal(a, torch.randn(3, generator=chunk_generator(0, (8,), cpu)))     # the next chunk: others
+    False
     """
     ss = np.random.SeedSequence([int(seed), *map(int, stream)])
     g = torch.Generator(device=device)

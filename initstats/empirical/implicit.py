@@ -99,5 +99,16 @@ def implicit_dense(h: torch.Tensor, std: float, out_features: int, generator: to
 
     ``h`` has shape ``(B, n_nets, in)``; the result ``(B, n_nets, out_features)``.  Backward passes
     (any number, e.g. one per logit and one for the loss) are consistent with one single ``W``.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> h = torch.randn(1, 4000, 16, generator=g)          # one input for each of 4000 networks, 16 features
+    >>> z = implicit_dense(h, 0.25, 8, g)
+    >>> z.shape
+    torch.Size([1, 4000, 8])
+    >>> ratio = (z ** 2).mean() / (0.25 ** 2 * (h ** 2).sum(-1).mean())    # E z_k^2 = std^2 ||h||^2
+    >>> abs(ratio.item() - 1) < 0.05
+    True
     """
     return _ImplicitDense.apply(h, std, out_features, generator)

@@ -53,6 +53,13 @@ class InputSampler:
 
     ``inputs`` is ``'normal'`` (``N(0, 1)`` per coordinate), ``'uniform'`` (``U[0, 1)``) or the path
     of an ``.npy`` file whose rows are drawn at random.
+
+    Examples
+    --------
+    >>> sampler = InputSampler("uniform", (3, 4, 4), torch.device("cpu"), torch.float32)
+    >>> x = sampler(2, 5, torch.Generator().manual_seed(0))        # 2 inputs for each of 5 networks
+    >>> x.shape, bool((x >= 0).all() and (x < 1).all())
+    (torch.Size([2, 5, 3, 4, 4]), True)
     """
 
     def __init__(self, inputs: str | Path, input_shape: tuple[int, ...], device: torch.device,
@@ -118,6 +125,13 @@ class Plan:
     device, dtype
     make : callable
         ``make(n)`` builds an ensemble of ``n`` networks.
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> p = plan(make_arch("fc", 4, width=8), MeasureOptions(nets=100, device="cpu"))
+    >>> p.name, p.d, p.input_shape, p.k_total, p.outputs[:2], p.exchangeable
+    ('fc', 48, (3, 4, 4), 10, ('logits[0]', 'logits[1]'), True)
     """
 
     name: str
@@ -213,6 +227,14 @@ class Chunk:
 
     ``x`` has shape ``(batch, nets, *input_shape)`` and requires grad; ``labels`` (uniform over the
     ``k_total`` classes) has shape ``(batch, nets)``; ``done`` networks came before this chunk.
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> opt = MeasureOptions(nets=6, chunk=4, device="cpu")
+    >>> first = next(chunks(plan(make_arch("fc", 4, width=8), opt), opt, 6))
+    >>> first.index, first.nets, first.done, tuple(first.x.shape), tuple(first.labels.shape), first.x.requires_grad
+    (0, 4, 0, (1, 4, 3, 4, 4), (1, 4), True)
     """
 
     index: int
@@ -231,6 +253,17 @@ def chunks(p: Plan, opt: MeasureOptions, target: int, *,
     Chunk ``j`` (counted from ``opt.first_chunk``) resamples the ensemble's weights, then draws
     inputs and labels, from the generator of ``(opt.seed, j)``.  One ensemble per chunk size is built (by ``make``, default ``p.make``)
     and reused.
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> opt = MeasureOptions(nets=10, chunk=4, device="cpu")
+    >>> p = plan(make_arch("fc", 4, width=8), opt)
+    >>> [(c.index, c.nets, c.done) for c in chunks(p, opt, 10)]
+    [(0, 4, 0), (1, 4, 4), (2, 2, 8)]
+    >>> a, b = (next(chunks(p, opt, 10)).x for _ in range(2))      # the seed alone fixes the numbers
+    >>> torch.equal(a, b)
+    True
     """
     make = make or p.make
     sampler = InputSampler(opt.inputs, p.input_shape, p.device, p.dtype)

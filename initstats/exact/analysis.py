@@ -50,6 +50,17 @@ def to_backward_graph(g: nx.DiGraph, var_scale: Fraction = Fraction(1)
     The second value holds, for each node ``v``, the smallest node number ``u`` (node order)
     whose edge ``u -> v`` is random with a variance other than ``2/d_v``, or None.  Every random
     weight's variance is multiplied by ``var_scale`` (1/2 for LeCun initialisation).
+
+    Examples
+    --------
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1"], kind="input")
+    >>> g.add_node("h", kind="relu")
+    >>> g.add_edges_from([("x0", "h"), ("x1", "h")])
+    >>> g.edges["x0", "h"]["var"] = Fraction(1, 3)            # not He's 2/2
+    >>> bg, h3_bad = to_backward_graph(g)
+    >>> bg.names, bg.degree, bg.coefs, h3_bad                 # h's first edge breaking H3 comes from node 0
+    (['x0', 'x1', 'h'], [0, 0, 2], [Fraction(1, 6), Fraction(1, 2)], [None, None, 0])
     """
     names = list(g.nodes)
     index = {n: i for i, n in enumerate(names)}
@@ -158,6 +169,14 @@ def analyse_graph(g: nx.DiGraph, *, arch: str | None = None, px: int | None = No
     convolution kernels are shared: H5 is also checked for shared kernel entries, and where H5
     fails with pools or sums on the paths there is no annealed value (the cross-term pass assumes
     independent edge weights).
+
+    Examples
+    --------
+    >>> from initstats.graph import build_graph
+    >>> from initstats.spec import Arch, Dense
+    >>> a = analyse_graph(build_graph(Arch((1, 3), (Dense(4), Dense(2, activation=None)))), outputs=["logits[1]"])
+    >>> a.method, [o.name for o in a.outputs], a.outputs[0].grad_sq_total, a.outputs[0].lemma9_holds
+    ('neuron', ['logits[1]'], Fraction(2, 1), True)
     """
     bg, h3_bad = to_backward_graph(g, var_scale)
     targets = bg.outputs

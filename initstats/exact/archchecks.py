@@ -45,6 +45,8 @@ def kernel_taps(n_in: int, kernel: int, stride: int, dilation: int, pad: int, mo
 
     The same geometry as :func:`initstats.spec.axis_map`, which keeps only the counts.
 
+    Examples
+    --------
     >>> kernel_taps(3, 3, 1, 1, 1, "reflect")[0]     # window 0 reads (1, 0, 1): entries 0 and 2 land on 1
     {1: frozenset({0, 2}), 0: frozenset({1})}
     """
@@ -168,7 +170,17 @@ def _det_witness(arch: Arch, reach: Reach) -> HypothesisCheck | None:
 
 
 def shared_witness(arch: Arch, reach: Reach, var_scale: Fraction = Fraction(1)) -> HypothesisCheck | None:
-    """The first neuron whose out-edges into one convolution share a kernel entry (H5 fails), or None."""
+    """The first neuron whose out-edges into one convolution share a kernel entry (H5 fails), or None.
+
+    Examples
+    --------
+    >>> from initstats.spec import Dense
+    >>> reflect = Arch((1, 3), (Conv(1, 3, padding="reflect"), Dense(1, activation=None)))
+    >>> check = shared_witness(reflect, lambda k, p: True)      # every neuron on a path to the logit
+    >>> check.name, check.holds, check.nodes
+    ('H5', False, ('x[0,1]', 'conv1[0,0]', 'conv1[0,2]'))
+    >>> shared_witness(Arch((1, 3), (Conv(1, 3, padding="circular"), Dense(1, activation=None))), lambda k, p: True)
+    """
     stages = arch.stages
     for s in stages[1:]:
         if not s.is_conv:

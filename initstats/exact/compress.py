@@ -69,6 +69,13 @@ def stage_h3(stage: Stage) -> bool:
     the neuron has in-degree ``C_in d_row(i) d_col(j)``; with ``e_a = m_a d_a / k_a`` per axis,
     H3 holds iff ``prod_a e_a = 1`` on every edge, i.e. iff each axis has a single ``e_a`` value
     and their product is 1.
+
+    Examples
+    --------
+    >>> from initstats.spec import Conv, Dense
+    >>> arch = Arch((1, 4), (Conv(1, 3), Conv(1, 3, padding="circular"), Dense(1, activation=None)))
+    >>> [(s.name, stage_h3(s)) for s in arch.stages[1:]]      # zero padding breaks H3 at the border
+    [('conv1', False), ('conv2', True), ('logits', True)]
     """
     if stage.kind not in RANDOM_KINDS:
         return True
@@ -110,6 +117,15 @@ def analyse_compressed(arch: Arch, var_scale: Fraction = Fraction(1)) -> GraphAn
     """Exact analysis of every logit of ``arch`` by compression (see the module docstring).
 
     ``var_scale`` multiplies every random weight's variance (1/2 for LeCun initialisation).
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> a = analyse_compressed(make_arch("cnn", 32, channels=4, padding="circular"))
+    >>> a.method, len(a.outputs), a.outputs[0].grad_sq_total, a.outputs[0].symmetric
+    ('factorized', 12, Fraction(2, 1), True)
+    >>> analyse_compressed(make_arch("resnet", 8, channels=4, padding="circular")).method   # residual sums
+    'quotient'
     """
     if arch.has_residual:
         return _replicate(arch, "quotient", _analyse_quotient(arch, var_scale))

@@ -53,6 +53,8 @@ def _q(node: object) -> str:
 def h1_check(node: str | None, kind: str | None, merges: bool) -> HypothesisCheck:
     """H1 from its witness: the first failing node and its kind (None when it holds).
 
+    Examples
+    --------
     >>> h1_check("z[0]", "linear", False).witness
     "hidden node 'z[0]' is linear: no ReLU follows it"
     """
@@ -77,7 +79,14 @@ def h1_check(node: str | None, kind: str | None, merges: bool) -> HypothesisChec
 
 
 def h2_check(arch: bool) -> HypothesisCheck:
-    """H2 holds in every representation initstats has; the detail says which layers make it hold."""
+    """H2 holds in every representation initstats has; the detail says which layers make it hold.
+
+    Examples
+    --------
+    >>> c = h2_check(arch=False)
+    >>> c.name, c.holds, c.witness
+    ('H2', True, None)
+    """
     if arch:
         detail = ("layers: the stages of the spec; every edge goes to a later stage, so a path crosses each "
                   "layer at most once")
@@ -89,7 +98,15 @@ def h2_check(arch: bool) -> HypothesisCheck:
 
 def h3_check(edge: tuple[str, str] | None, var: Fraction | None = None, in_degree: int | None = None
              ) -> HypothesisCheck:
-    """H3 from its witness edge ``(u, v)``, the edge's variance and ``v``'s in-degree."""
+    """H3 from its witness edge ``(u, v)``, the edge's variance and ``v``'s in-degree.
+
+    Examples
+    --------
+    >>> h3_check(None).holds
+    True
+    >>> h3_check(("x0", "h"), Fraction(1, 3), 2).witness
+    "edge 'x0' -> 'h' has variance 1/3, not 2/in-degree = 2/2"
+    """
     if edge is None:
         return HypothesisCheck("H3", True, None, "every random weight on a path to the output has variance "
                                "2/in-degree (He); average-pool and sum weights are exempt, as (H') allows")
@@ -101,7 +118,14 @@ def h3_check(edge: tuple[str, str] | None, var: Fraction | None = None, in_degre
 
 
 def h4_check(arch: bool) -> HypothesisCheck:
-    """H4 holds in every representation initstats has; the detail says why."""
+    """H4 holds in every representation initstats has; the detail says why.
+
+    Examples
+    --------
+    >>> c = h4_check(arch=True)
+    >>> c.holds, c.detail.startswith("each stage draws its own kernel")
+    (True, True)
+    """
     if arch:
         detail = ("each stage draws its own kernel or matrix, independently of the other stages (weights are "
                   "shared only inside a stage)")
@@ -112,6 +136,14 @@ def h4_check(arch: bool) -> HypothesisCheck:
 
 
 def h5_holds_check(arch: bool) -> HypothesisCheck:
+    """H5 holds; the detail says what was checked (``arch``: shared kernel entries too).
+
+    Examples
+    --------
+    >>> c = h5_holds_check(arch=True)
+    >>> c.holds, c.detail.endswith("no shared kernel entry connects a node to two nodes")
+    (True, True)
+    """
     detail = ("no node on a path to the output has two deterministic out-edges leading to it (pooling "
               "windows do not overlap)")
     if arch:
@@ -124,6 +156,8 @@ def h5_holds_check(arch: bool) -> HypothesisCheck:
 def h5_det_check(u: str, s: str, t: str, w1: Fraction, w2: Fraction) -> HypothesisCheck:
     """H5 fails: ``u`` has deterministic out-edges to ``s`` and ``t``, weights ``w1`` and ``w2``.
 
+    Examples
+    --------
     >>> h5_det_check("z3", "p2", "p3", Fraction(1, 3), Fraction(1, 3)).witness
     "node 'z3' has deterministic out-edges 'z3' -> 'p2' (weight 1/3) and 'z3' -> 'p3' (weight 1/3), both on paths to the output: E[w w'] = 1/9, not 0"
     """
@@ -136,7 +170,13 @@ def h5_det_check(u: str, s: str, t: str, w1: Fraction, w2: Fraction) -> Hypothes
 
 
 def h5_shared_check(u: str, s: str, t: str, stage: str, entries: int, cov: Fraction) -> HypothesisCheck:
-    """H5 fails: the out-edges ``u -> s`` and ``u -> t`` share ``entries`` entries of a convolution kernel."""
+    """H5 fails: the out-edges ``u -> s`` and ``u -> t`` share ``entries`` entries of a convolution kernel.
+
+    Examples
+    --------
+    >>> h5_shared_check("x[0,1]", "conv1[0,0]", "conv1[0,2]", "conv1", 1, Fraction(2, 3)).witness
+    "node 'x[0,1]' has out-edges 'x[0,1]' -> 'conv1[0,0]' and 'x[0,1]' -> 'conv1[0,2]' that share 1 entry of the conv1 kernel: E[w w'] = 2/3, not 0"
+    """
     plural = "entry" if entries == 1 else "entries"
     witness = (f"node {_q(u)} has out-edges {_q(u)} -> {_q(s)} and {_q(u)} -> {_q(t)} that share {entries} "
                f"{plural} of the {stage} kernel: E[w w'] = {cov}, not 0")
@@ -147,7 +187,15 @@ def h5_shared_check(u: str, s: str, t: str, stage: str, entries: int, cov: Fract
 
 
 def s_check(witness: Witness | None) -> HypothesisCheck:
-    """(S) from the path-degree witness of :mod:`initstats.exact.symmetry`."""
+    """(S) from the path-degree witness of :mod:`initstats.exact.symmetry`.
+
+    Examples
+    --------
+    >>> s_check(None).holds
+    True
+    >>> s_check(Witness(("x0", "x1"), (2,), (0, 1))).witness
+    "inputs 'x0' and 'x1' have 0 and 1 paths of path-degree {2}"
+    """
     if witness is None:
         return HypothesisCheck("S", True, None, "every input has the same multiset of path-degrees "
                                "(Lemma 9 then gives r(x) = 1/d)")
@@ -159,7 +207,22 @@ def s_check(witness: Witness | None) -> HypothesisCheck:
 
 
 def det_weight(bg: BackwardGraph, v: int) -> Fraction:
-    """The deterministic weight of an edge into node ``v``: ``1/d_v`` into an average pool, 1 into a sum."""
+    """The deterministic weight of an edge into node ``v``: ``1/d_v`` into an average pool, 1 into a sum.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1", "x2"], kind="input")
+    >>> g.add_nodes_from(["p0", "p1"], kind="avgpool")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "p0"), ("x1", "p0"), ("x1", "p1"), ("x2", "p1"), ("p0", "y"), ("p1", "y")])
+    >>> bg, _ = to_backward_graph(g)          # two overlapping average pools of 2 inputs
+    >>> y = bg.names.index("y")
+    >>> det_weight(bg, bg.names.index("p0")), det_weight(bg, y)     # 1/in-degree into an average pool
+    (Fraction(1, 2), Fraction(1, 1))
+    """
     return Fraction(1, bg.degree[v]) if bg.kinds[v] == "avgpool" else Fraction(1)
 
 
@@ -168,6 +231,23 @@ def det_witness(bg: BackwardGraph, o: int, reach: Sequence[bool]) -> tuple[int, 
 
     Returns ``(u, s, t)`` with ``s < t`` the two smallest such successors, or None when H5's
     deterministic part holds.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1", "x2"], kind="input")
+    >>> g.add_nodes_from(["p0", "p1"], kind="avgpool")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "p0"), ("x1", "p0"), ("x1", "p1"), ("x2", "p1"), ("p0", "y"), ("p1", "y")])
+    >>> bg, _ = to_backward_graph(g)          # two overlapping average pools of 2 inputs
+    >>> y = bg.names.index("y")
+    >>> from initstats.exact.paths import walk_pass
+    >>> reach = [v is not None for v in walk_pass(bg, y)]      # the nodes on a path to y
+    >>> u, s, t = det_witness(bg, y, reach)
+    >>> bg.names[u], bg.names[s], bg.names[t]      # x1 feeds both pools
+    ('x1', 'p0', 'p1')
     """
     kinds, succ = bg.kinds, bg.succ
     for u in range(len(bg.names)):
@@ -190,6 +270,25 @@ def graph_checks(bg: BackwardGraph, o: int, reach: Sequence[bool], h3_bad: Seque
     ``reach[u]`` says whether ``u`` lies on a path to ``o``; ``h3_bad[v]`` is the smallest
     predecessor of ``v`` whose edge breaks H3 (None if none); ``edge_var(u, v)`` is that edge's
     variance.  Witnesses are the first in node order.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1", "x2"], kind="input")
+    >>> g.add_nodes_from(["p0", "p1"], kind="avgpool")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "p0"), ("x1", "p0"), ("x1", "p1"), ("x2", "p1"), ("p0", "y"), ("p1", "y")])
+    >>> bg, _ = to_backward_graph(g)          # two overlapping average pools of 2 inputs
+    >>> y = bg.names.index("y")
+    >>> from initstats.exact.paths import walk_pass
+    >>> reach = [v is not None for v in walk_pass(bg, y)]      # the nodes on a path to y
+    >>> checks = graph_checks(bg, y, reach, [None] * len(bg.names), lambda u, v: Fraction(2, bg.degree[v]), None)
+    >>> [(c.name, c.holds) for c in checks]
+    [('H1', True), ('H2', True), ('H3', True), ('H4', True), ('H5', False), ('S', True)]
+    >>> checks[4].nodes
+    ('x1', 'p0', 'p1')
     """
     names, kinds = bg.names, bg.kinds
     on_path = [u for u in range(len(names)) if reach[u] and kinds[u] != "input"]
@@ -224,6 +323,8 @@ def grad_sq_mode(node_kinds: frozenset[str], h5_fails: str | None, shared_weight
     ``shared_weights`` is True for an Arch, whose convolution kernels are shared.  The reason is
     None exactly when the value is the plain path sum under H5.
 
+    Examples
+    --------
     >>> grad_sq_mode(frozenset({"linear", "avgpool"}), "det", False)[0]
     'cross'
     >>> grad_sq_mode(frozenset({"relu", "avgpool"}), "det", True)[0]

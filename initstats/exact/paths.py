@@ -36,6 +36,8 @@ __all__ = ["BackwardGraph", "CoefficientTable", "walk_pass", "linear_pass", "pro
 class CoefficientTable:
     """Distinct edge coefficients, each stored once: the ``coefs`` of a :class:`BackwardGraph`.
 
+    Examples
+    --------
     >>> table = CoefficientTable()
     >>> table.intern(Fraction(1, 2)), table.intern(None), table.intern(Fraction(2, 4))
     (0, 1, 0)
@@ -77,6 +79,22 @@ class BackwardGraph:
         A topological order of all nodes.
     inputs, outputs : sequence of int
         Input nodes (in graph order) and output nodes.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1"], kind="input")
+    >>> g.add_node("h", kind="relu")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "h"), ("x1", "h"), ("h", "y"), ("x1", "y")])    # x1 also skips to y
+    >>> bg, _ = to_backward_graph(g)
+    >>> y = bg.names.index("y")
+    >>> bg.names, bg.kinds, bg.degree
+    (['x0', 'x1', 'h', 'y'], ['input', 'input', 'relu', 'linear'], [0, 0, 2, 2])
+    >>> bg.succ[1], bg.coefs          # x1 -> h (coefficient var/2 = 1/2) and x1 -> y (var = 1)
+    ([(2, 1, 0), (3, 1, 1)], [Fraction(1, 2), Fraction(1, 1)])
     """
 
     names: Sequence[Hashable]
@@ -90,7 +108,13 @@ class BackwardGraph:
 
 
 def exact_sum(groups: dict[int, int]) -> Fraction:
-    """``sum(n / q for q, n in groups.items())`` exactly; few distinct denominators are cheap."""
+    """``sum(n / q for q, n in groups.items())`` exactly; few distinct denominators are cheap.
+
+    Examples
+    --------
+    >>> exact_sum({3: 2, 6: 1})        # 2/3 + 1/6
+    Fraction(5, 6)
+    """
     if len(groups) == 1:
         (q, n), = groups.items()
         return Fraction(n, q)
@@ -101,7 +125,13 @@ def exact_sum(groups: dict[int, int]) -> Fraction:
 
 
 def at_inputs(acc: Sequence[Fraction | None], inputs: Sequence[int]) -> tuple[Fraction, ...]:
-    """A pass's values at the inputs, 0 for an input that cannot reach the output."""
+    """A pass's values at the inputs, 0 for an input that cannot reach the output.
+
+    Examples
+    --------
+    >>> at_inputs([Fraction(1, 4), None, Fraction(1)], [0, 1])    # input 1 has no path to the output
+    (Fraction(1, 4), Fraction(0, 1))
+    """
     zero = Fraction(0)
     return tuple(acc[x] if acc[x] is not None else zero for x in inputs)
 
@@ -114,6 +144,21 @@ def walk_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
     """Walk probabilities toward ``o``: ``acc[u]`` for every node (``None`` if ``u`` cannot reach ``o``).
 
     For an input ``x``, ``acc[x] = r(x) = sum over paths p from x to o of prod_{v in p~} 1/d_v``.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1"], kind="input")
+    >>> g.add_node("h", kind="relu")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "h"), ("x1", "h"), ("h", "y"), ("x1", "y")])    # x1 also skips to y
+    >>> bg, _ = to_backward_graph(g)
+    >>> y = bg.names.index("y")
+    >>> r = at_inputs(walk_pass(bg, y), bg.inputs)
+    >>> r, sum(r)                      # Lemma 8: the walk probabilities sum to 1
+    ((Fraction(1, 4), Fraction(3, 4)), Fraction(1, 1))
     """
     acc: list[Fraction | None] = [None] * len(g.names)
     msg: list[tuple[int, int] | None] = [None] * len(g.names)
@@ -142,6 +187,21 @@ def linear_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
     It is the annealed value where H5 holds (no node has two deterministic out-edges leading to ``o``).
 
     Raises ``ValueError`` if a path to ``o`` crosses an edge without annealed coefficient.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1"], kind="input")
+    >>> g.add_node("h", kind="relu")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "h"), ("x1", "h"), ("h", "y"), ("x1", "y")])    # x1 also skips to y
+    >>> bg, _ = to_backward_graph(g)
+    >>> y = bg.names.index("y")
+    >>> grad = at_inputs(linear_pass(bg, y), bg.inputs)
+    >>> grad, sum(grad)                # annealed E(dy/dx)^2: x1 adds its skip path
+    ((Fraction(1, 2), Fraction(3, 2)), Fraction(2, 1))
     """
     acc: list[Fraction | None] = [None] * len(g.names)
     msg: list[dict[int, tuple[int, int]] | None] = [None] * len(g.names)
@@ -171,7 +231,16 @@ def linear_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
 
 
 class LabelCode:
-    """Multisets of hashable labels coded as products of primes (exact, hashable, cheap to extend)."""
+    """Multisets of hashable labels coded as products of primes (exact, hashable, cheap to extend).
+
+    Examples
+    --------
+    >>> code = LabelCode()
+    >>> code.prime("relu"), code.prime("avgpool"), code.prime("relu")
+    (2, 3, 2)
+    >>> code.decode(2 * 2 * 3)         # the multiset {relu, relu, avgpool}
+    ['relu', 'relu', 'avgpool']
+    """
 
     def __init__(self) -> None:
         self._prime: dict[Hashable, int] = {}
@@ -210,6 +279,22 @@ def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], co
     whose nodes after ``u`` (``o`` included) carry that multiset of labels; nodes whose label is
     ``None`` add nothing.  With ``labels = degree`` the profile of an input ``x`` is
     ``{d_p : p in P(x, o)}`` of assumption (S).
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1"], kind="input")
+    >>> g.add_node("h", kind="relu")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "h"), ("x1", "h"), ("h", "y"), ("x1", "y")])    # x1 also skips to y
+    >>> bg, _ = to_backward_graph(g)
+    >>> y = bg.names.index("y")
+    >>> code = LabelCode()
+    >>> prof = profile_pass(bg, y, bg.degree, code)        # labels: in-degrees, as in (S)
+    >>> [sorted((tuple(code.decode(k)), n) for k, n in prof[x].items()) for x in bg.inputs]
+    [[((2, 2), 1)], [((2,), 1), ((2, 2), 1)]]
     """
     primes = [1 if lab is None else code.prime(lab) for lab in labels]
     acc: list[dict[int, int] | None] = [None] * len(g.names)

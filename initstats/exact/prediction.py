@@ -27,7 +27,15 @@ COVERED_KINDS = frozenset({"relu", "linear", "avgpool", "sum"})
 
 
 def edge_coefficient(kind: str, var: Fraction, in_degree: int) -> Fraction | None:
-    """Annealed coefficient ``c(u->v)`` of an edge into a node of ``kind`` (None if not covered)."""
+    """Annealed coefficient ``c(u->v)`` of an edge into a node of ``kind`` (None if not covered).
+
+    Examples
+    --------
+    >>> edge_coefficient("relu", Fraction(2, 3), 3), edge_coefficient("linear", Fraction(2, 3), 3)
+    (Fraction(1, 3), Fraction(2, 3))
+    >>> edge_coefficient("avgpool", Fraction(0), 4), edge_coefficient("maxpool", Fraction(0), 4)
+    (Fraction(1, 16), None)
+    """
     if kind == "relu":
         return var / 2
     if kind == "linear":
@@ -46,6 +54,13 @@ def theorem_total(output_kind: str, hidden_kinds: Iterable[str], pool_degrees: t
     A theorem applies when the hidden nodes on paths to the output are ReLU or average-pooling
     nodes, the output is linear or ReLU, and every path crosses the same pooling degrees; the
     callers also give no theorem value where H5 fails.
+
+    Examples
+    --------
+    >>> theorem_total("linear", {"relu"}, ()), theorem_total("linear", {"relu", "avgpool"}, (4,))
+    (Fraction(2, 1), Fraction(1, 2))
+    >>> theorem_total("relu", {"relu"}, ()), theorem_total("linear", {"relu", "sum"}, ()) is None
+    (Fraction(1, 1), True)
     """
     if pool_degrees is None or output_kind not in ("linear", "relu"):
         return None

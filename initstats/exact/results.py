@@ -30,6 +30,12 @@ class InputValues(ABC):
 
     Use :meth:`items` to iterate ``(input id, value)``; ``total``, ``min`` and ``max`` are
     exact and cheap even when the values are stored in compressed form.
+
+    Examples
+    --------
+    >>> r = ExplicitValues(("x0", "x1"), (Fraction(1, 4), Fraction(3, 4)))    # one implementation
+    >>> isinstance(r, InputValues), r.total, r.uniform, r.to_dict()
+    (True, Fraction(1, 1), False, {'x0': Fraction(1, 4), 'x1': Fraction(3, 4)})
     """
 
     total: Fraction
@@ -64,7 +70,16 @@ class InputValues(ABC):
 
 @dataclass(frozen=True, eq=False)
 class ExplicitValues(InputValues):
-    """Values listed input by input (neuron-level analysis)."""
+    """Values listed input by input (neuron-level analysis).
+
+    Examples
+    --------
+    >>> r = ExplicitValues(("x0", "x1", "x2"), (Fraction(1, 6), Fraction(1, 3), Fraction(1, 2)))
+    >>> r.total, r.min, r.max, len(r)
+    (Fraction(1, 1), Fraction(1, 6), Fraction(1, 2), 3)
+    >>> r.to_numpy().round(3).tolist()
+    [0.167, 0.333, 0.5]
+    """
 
     names: tuple[Hashable, ...]
     vals: tuple[Fraction, ...]
@@ -92,6 +107,15 @@ class GridValues(InputValues):
 
     Either ``factors`` (one vector per spatial axis; value = ``scalar * prod factors[a][i_a]``) or
     ``table`` (one value per position, row-major) is given.
+
+    Examples
+    --------
+    >>> g = GridValues("x", (2, 2, 3), scalar=Fraction(1, 2),
+    ...                factors=((Fraction(1), Fraction(2)), (Fraction(1), Fraction(1), Fraction(1))))
+    >>> g.at((1, 2)), g.total, len(g)          # 1/2 * 2 * 1; both channels alike
+    (Fraction(1, 1), Fraction(9, 1), 12)
+    >>> list(g.items())[2:4]
+    [('x[0,0,2]', Fraction(1, 2)), ('x[0,1,0]', Fraction(1, 1))]
     """
 
     stage: str
@@ -157,6 +181,17 @@ class Witness:
     ``path_degree`` is the ascending tuple of in-degrees along a path (the smallest such tuple,
     in lexicographic order, on which the counts differ); ``counts`` are the numbers of paths
     from each input to the output with that path-degree.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> a = analyse(Arch((1, 4), (Conv(2, 3), Dense(3, activation=None)), name="conv"))   # zero padding
+    >>> w = a.outputs[0].witness             # the border input is on fewer paths of path-degree {3, 8}
+    >>> w
+    Witness(inputs=('x[0,0]', 'x[0,1]'), path_degree=(3, 8), counts=(2, 4))
+    >>> w.to_dict()
+    {'inputs': ['x[0,0]', 'x[0,1]'], 'path_degree': [3, 8], 'counts': [2, 4]}
     """
 
     inputs: tuple[str, str]
@@ -224,6 +259,8 @@ def derive_label(checks: tuple[HypothesisCheck, ...], node_kinds: frozenset[str]
     each node's gate (1/2 for a ReLU, 1 without) and each edge's variance, so they change the
     theorems' constant (``theorem_total``), not whether the annealed model describes the network.
 
+    Examples
+    --------
     >>> ok = tuple(HypothesisCheck(n, True) for n in HYPOTHESES)
     >>> derive_label(ok, frozenset({"relu", "linear"})), derive_label(ok, frozenset({"relu", "avgpool"}))
     ('H', "H'")
@@ -280,6 +317,18 @@ class OutputAnalysis:
         What Theorems 4/5/7/11 state for ``E ||grad_x f_o||^2``: ``2 / prod a_i`` (``1 / prod a_i``
         with a ReLU on the logit); None where no theorem applies (H5 fails, residual sums, hidden
         linear nodes, max pooling, BatchNorm, non-uniform pooling).
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.families import make_arch
+    >>> out = analyse(make_arch("fc", 4, width=8)).outputs[0]
+    >>> out.name, out.lemma8_sum, out.lemma9_holds, out.hypothesis_set
+    ('logits[0]', Fraction(1, 1), True, 'H')
+    >>> out.check("H3").holds, out.grad_sq_total, out.theorem_total, out.theorem_holds
+    (True, Fraction(2, 1), Fraction(2, 1), True)
+    >>> out.to_dict()["grad_sq_total"]
+    '2'
     """
 
     name: str
@@ -385,6 +434,22 @@ class GraphAnalysis:
     in :meth:`to_dict` and the frames).  ``method`` says how it was computed: ``'neuron'`` (the
     neuron-level graph), ``'factorized'`` (channel quotient and per-axis product) or
     ``'quotient'`` (channel quotient only).
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> a = analyse(Arch((1, 4), (Conv(2, 3), Dense(3, activation=None)), name="conv"))   # zero padding
+    >>> a.name, a.d, a.method, [o.name for o in a.outputs]
+    ('conv', 4, 'factorized', ['logits[0]', 'logits[1]', 'logits[2]'])
+    >>> a.to_frame().query("quantity == 'grad_sq_total'")["value"].tolist()
+    [Fraction(5, 3), Fraction(5, 3), Fraction(5, 3)]
+    >>> print(a.inputs_frame()[["input", "r", "d_r", "grad_sq"]].to_string(index=False))
+     input    r d_r grad_sq
+    x[0,0] 5/24 5/6     1/3
+    x[0,1] 7/24 7/6     1/2
+    x[0,2] 7/24 7/6     1/2
+    x[0,3] 5/24 5/6     1/3
     """
 
     name: str

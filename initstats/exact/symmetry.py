@@ -23,7 +23,13 @@ __all__ = ["first_difference", "find_witness", "degree_witness", "pooling_degree
 
 def first_difference(p: Mapping[Hashable, int], q: Mapping[Hashable, int],
                      decode: Callable[[Hashable], tuple[int, ...]]) -> tuple[tuple[int, ...], int, int]:
-    """The smallest decoded key on which two profiles differ, with both counts."""
+    """The smallest decoded key on which two profiles differ, with both counts.
+
+    Examples
+    --------
+    >>> first_difference({(2, 2): 1}, {(2, 2): 1, (2,): 1}, decode=lambda k: k)
+    ((2,), 0, 1)
+    """
     keys = [k for k in p.keys() | q.keys() if p.get(k, 0) != q.get(k, 0)]
     if not keys:
         raise ValueError("the profiles are equal")
@@ -37,6 +43,13 @@ def find_witness(inputs: Iterable[tuple[str, Mapping[Hashable, int]]],
 
     ``inputs`` yields ``(input id, profile)`` in input order; it may be lazy, so that the scan
     stops at the first difference.
+
+    Examples
+    --------
+    >>> find_witness([("x0", {(2, 2): 1}), ("x1", {(2, 2): 1, (2,): 1})], decode=lambda k: k)
+    Witness(inputs=('x0', 'x1'), path_degree=(2,), counts=(0, 1))
+    >>> find_witness([("x0", {(2, 2): 1}), ("x1", {(2, 2): 1})], decode=lambda k: k) is None     # (S) holds
+    True
     """
     it = iter(inputs)
     first = next(it, None)
@@ -51,7 +64,22 @@ def find_witness(inputs: Iterable[tuple[str, Mapping[Hashable, int]]],
 
 
 def degree_witness(bg: BackwardGraph, o: int) -> Witness | None:
-    """The (S) witness of output ``o`` from path-degree profiles of every input (None under (S))."""
+    """The (S) witness of output ``o`` from path-degree profiles of every input (None under (S)).
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1"], kind="input")
+    >>> g.add_node("h", kind="relu")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "h"), ("x1", "h"), ("h", "y"), ("x1", "y")])    # x1 also skips to y
+    >>> bg, _ = to_backward_graph(g)
+    >>> y = bg.names.index("y")
+    >>> degree_witness(bg, y)          # x1's skip path has path-degree {2}, x0 has no such path
+    Witness(inputs=('x0', 'x1'), path_degree=(2,), counts=(0, 1))
+    """
     code = LabelCode()
     profiles = profile_pass(bg, o, bg.degree, code)
 
@@ -62,7 +90,22 @@ def degree_witness(bg: BackwardGraph, o: int) -> Witness | None:
 
 
 def pooling_degrees(bg: BackwardGraph, o: int) -> tuple[int, ...] | None:
-    """The average-pooling degrees every path to ``o`` crosses, or None when paths cross different ones."""
+    """The average-pooling degrees every path to ``o`` crosses, or None when paths cross different ones.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> from initstats.exact.analysis import to_backward_graph
+    >>> g = nx.DiGraph()
+    >>> g.add_nodes_from(["x0", "x1", "x2"], kind="input")
+    >>> g.add_nodes_from(["p0", "p1"], kind="avgpool")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edges_from([("x0", "p0"), ("x1", "p0"), ("x1", "p1"), ("x2", "p1"), ("p0", "y"), ("p1", "y")])
+    >>> bg, _ = to_backward_graph(g)          # two overlapping average pools of 2 inputs
+    >>> y = bg.names.index("y")
+    >>> pooling_degrees(bg, y)         # every path crosses one pool of degree 2
+    (2,)
+    """
     code = LabelCode()
     labels = [bg.degree[u] if k == "avgpool" else None for u, k in enumerate(bg.kinds)]
     profiles = profile_pass(bg, o, labels, code)

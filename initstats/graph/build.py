@@ -31,7 +31,17 @@ __all__ = ["build_graph", "spatial_taps", "count_edges"]
 
 
 def spatial_taps(axes: tuple[AxisMap, ...], pos: tuple[int, ...]) -> list[tuple[tuple[int, ...], int]]:
-    """The input positions read by output position ``pos`` and their kernel multiplicities."""
+    """The input positions read by output position ``pos`` and their kernel multiplicities.
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> conv = Arch((1, 8, 8), (Conv(2, 3, padding="circular"), Dense(1, activation=None))).stages[1]
+    >>> spatial_taps(conv.axes, (0, 0))[:4]        # the corner's 3x3 window wraps around to row and column 7
+    [((0, 0), 1), ((0, 1), 1), ((0, 7), 1), ((1, 0), 1)]
+    >>> len(spatial_taps(conv.axes, (0, 0)))
+    9
+    """
     per_axis = [axes[a].taps[p] for a, p in enumerate(pos)]
     return [(tuple(t[0] for t in combo), math.prod(t[1] for t in combo))
             for combo in itertools.product(*per_axis)]
@@ -53,7 +63,17 @@ def _flat(pos: tuple[int, ...], spatial: tuple[int, ...]) -> int:
 
 
 def count_edges(arch: Arch) -> int:
-    """Number of edges of the neuron-level graph of ``arch``, without building it."""
+    """Number of edges of the neuron-level graph of ``arch``, without building it.
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> small = Arch((1, 4), (Conv(2, 3), Dense(1, activation=None)))
+    >>> count_edges(small) == build_graph(small).number_of_edges() == 28
+    True
+    >>> count_edges(Arch((16, 32, 32), (Conv(16, 3),) * 3 + (Dense(10, activation=None),)))   # too many to build
+    6949888
+    """
     total = 0
     for stage in arch.stages[1:]:
         if stage.kind == "sum":

@@ -33,7 +33,17 @@ __all__ = ["parse_var", "check_graph", "to_node_link", "from_node_link", "read_g
 
 
 def parse_var(value: object, edge: tuple[object, object]) -> Fraction:
-    """Read an edge's ``var`` exactly; raise :class:`GraphFormatError` naming the edge otherwise."""
+    """Read an edge's ``var`` exactly; raise :class:`GraphFormatError` naming the edge otherwise.
+
+    Examples
+    --------
+    >>> parse_var("2/9", ("x0", "h")), parse_var("0.5", ("x0", "h")), parse_var(1, ("x0", "h"))
+    (Fraction(2, 9), Fraction(1, 2), Fraction(1, 1))
+    >>> parse_var(0.5, ("x0", "h"))
+    Traceback (most recent call last):
+        ...
+    initstats.errors.GraphFormatError: edge 'x0' -> 'h': var=0.5 (float) is not exact; write it as a string "p/q", e.g. "2/9"
+    """
     if isinstance(value, Fraction):
         result = value
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -68,6 +78,21 @@ def check_graph(g: nx.DiGraph) -> None:
         ``var`` that is unparsable, negative or on an edge into a deterministic node.
     NotADAGError
         A directed cycle (named in the message).
+
+    Examples
+    --------
+    >>> g = nx.DiGraph()
+    >>> g.add_node("x0", kind="input")
+    >>> g.add_node("y", kind="linear")
+    >>> g.add_edge("x0", "y", var="1/3")
+    >>> check_graph(g)
+    >>> g.edges["x0", "y"]["var"]               # now exact
+    Fraction(1, 3)
+    >>> g.add_edge("y", "x0")
+    >>> check_graph(g)
+    Traceback (most recent call last):
+        ...
+    initstats.errors.GraphFormatError: node 'x0' is an input but has a predecessor 'y'; inputs are sources
     """
     if not isinstance(g, nx.DiGraph) or g.is_multigraph():
         raise GraphError(f"expected a networkx DiGraph, got {type(g).__name__}; multigraphs and undirected "
@@ -106,7 +131,16 @@ def check_graph(g: nx.DiGraph) -> None:
 
 
 def to_node_link(g: nx.DiGraph) -> dict:
-    """Node-link data of ``g`` with ``var`` as ``"p/q"`` strings."""
+    """Node-link data of ``g`` with ``var`` as ``"p/q"`` strings.
+
+    Examples
+    --------
+    >>> g = nx.DiGraph([("x0", "y")])
+    >>> g.nodes["x0"]["kind"], g.nodes["y"]["kind"] = "input", "linear"
+    >>> g.edges["x0", "y"]["var"] = Fraction(2, 3)
+    >>> to_node_link(g)["links"]
+    [{'var': '2/3', 'source': 'x0', 'target': 'y'}]
+    """
     data = nx.node_link_data(g, edges="links")
     for link in data["links"]:
         if "var" in link:
@@ -116,7 +150,20 @@ def to_node_link(g: nx.DiGraph) -> dict:
 
 
 def from_node_link(data: object, *, source: str = "data") -> nx.DiGraph:
-    """Build and validate a network DAG from node-link data (see the module docstring)."""
+    """Build and validate a network DAG from node-link data (see the module docstring).
+
+    Examples
+    --------
+    >>> g = from_node_link({"nodes": [{"id": "x0", "kind": "input"}, {"id": "x1", "kind": "input"},
+    ...                               {"id": "y", "kind": "relu"}],
+    ...                     "links": [{"source": "x0", "target": "y", "var": "1/2"}, {"source": "x1", "target": "y"}]})
+    >>> sorted(g.nodes(data="kind")), g.edges["x0", "y"]["var"]
+    ([('x0', 'input'), ('x1', 'input'), ('y', 'relu')], Fraction(1, 2))
+    >>> from_node_link({"nodes": [{"id": "x0", "kind": "input"}], "links": [{"source": "x0", "target": "z"}]})
+    Traceback (most recent call last):
+        ...
+    initstats.errors.GraphFormatError: data: links[0] refers to node 'z', which is not in 'nodes'
+    """
     if not isinstance(data, dict):
         raise GraphFormatError(f"{source}: expected a JSON object with 'nodes' and 'links', got {type(data).__name__}")
     for key in ("nodes", "links"):
@@ -165,7 +212,25 @@ def from_node_link(data: object, *, source: str = "data") -> nx.DiGraph:
 
 
 def read_graph(path: str | os.PathLike) -> nx.DiGraph:
-    """Read and validate a node-link JSON file."""
+    """Read and validate a node-link JSON file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from initstats.exact import analyse
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "net.json"
+    ...     _ = path.write_text(json.dumps({
+    ...         "nodes": [{"id": "x0", "kind": "input"}, {"id": "x1", "kind": "input"}, {"id": "h", "kind": "relu"},
+    ...                   {"id": "y", "kind": "linear"}],
+    ...         "links": [{"source": "x0", "target": "h"}, {"source": "x1", "target": "h"},
+    ...                   {"source": "h", "target": "y"}]}))
+    ...     g = read_graph(path)
+    >>> g.number_of_nodes(), g.number_of_edges()
+    (4, 3)
+    >>> analyse(g).outputs[0].grad_sq_total      # He variances: 2 for every output
+    Fraction(2, 1)
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -181,5 +246,18 @@ def read_graph(path: str | os.PathLike) -> nx.DiGraph:
 
 
 def write_graph(g: nx.DiGraph, path: str | os.PathLike) -> None:
-    """Write ``g`` as node-link JSON (atomically)."""
+    """Write ``g`` as node-link JSON (atomically).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from initstats.graph import build_graph
+    >>> from initstats.spec import Arch, Conv, Dense
+    >>> g = build_graph(Arch((1, 4), (Conv(2, 3), Dense(1, activation=None))))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_graph(g, Path(tmp) / "conv.json")
+    ...     back = read_graph(Path(tmp) / "conv.json")
+    >>> nx.utils.graphs_equal(g, back), back.edges["x[0,0]", "conv1[0,0]"]["var"]
+    (True, Fraction(2, 3))
+    """
     write_atomic(path, json.dumps(to_node_link(g)))

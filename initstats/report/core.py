@@ -26,7 +26,15 @@ TABLE_MARKER = re.compile(r"<!-- table: (data/[A-Za-z0-9_.-]+\.csv) -->")
 
 
 def cell(v: object) -> str:
-    """How a value is shown in a page: 4 significant digits for floats, '–' for missing."""
+    """How a value is shown in a page: 4 significant digits for floats, '–' for missing.
+
+    Examples
+    --------
+    >>> cell(0.123456), cell(3.0), cell(True), cell(None), cell(float("nan"))
+    ('0.1235', '3', 'yes', '–', '–')
+    >>> print(cell("H3 | (S)"))             # escaped for a Markdown table
+    H3 \\| (S)
+    """
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if isinstance(v, (bool, np.bool_)):
@@ -42,7 +50,16 @@ def cell(v: object) -> str:
 
 
 def render_table(frame: pd.DataFrame) -> str:
-    """A Markdown table of a frame, every cell through :func:`cell`."""
+    """A Markdown table of a frame, every cell through :func:`cell`.
+
+    Examples
+    --------
+    >>> print(render_table(pd.DataFrame({"px": [32, 64], "mean": [0.74841, 1.30151], "H3": [False, False]})))
+    | px | mean | H3 |
+    |---|---|---|
+    | 32 | 0.7484 | no |
+    | 64 | 1.302 | no |
+    """
     cols = list(frame.columns)
     lines = ["| " + " | ".join(cell(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in frame.itertuples(index=False):
@@ -57,7 +74,21 @@ def _roundtrip(frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
 
 @dataclass
 class Page:
-    """One Markdown page: a title and blocks of text, tables and figures, in order."""
+    """One Markdown page: a title and blocks of text, tables and figures, in order.
+
+    Examples
+    --------
+    >>> page = Page("lemmas", "Lemma 8")
+    >>> page.text("Exact results.  ")
+    >>> page.text("**Reading** ...")
+    >>> print(page.markdown())
+    # Lemma 8
+    <BLANKLINE>
+    Exact results.
+    <BLANKLINE>
+    **Reading** ...
+    <BLANKLINE>
+    """
 
     slug: str
     title: str
@@ -71,7 +102,29 @@ class Page:
 
 
 class ReportWriter:
-    """Writes pages into ``out/report/`` (figures and data beside them) atomically."""
+    """Writes pages into ``out/report/`` (figures and data beside them) atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     writer = ReportWriter(Path(tmp))
+    ...     page = Page("demo", "A demo page")
+    ...     back = writer.table(page, "demo_totals", pd.DataFrame({"px": [32], "mean": [0.74841]}), "**Totals**")
+    ...     path = writer.page(page)
+    ...     print(path.read_text())
+    ...     print(sorted(str(p.relative_to(tmp)) for p in writer.written))
+    # A demo page
+    <BLANKLINE>
+    **Totals**
+    <BLANKLINE>
+    <!-- table: data/demo_totals.csv -->
+    | px | mean |
+    |---|---|
+    | 32 | 0.7484 |
+    <BLANKLINE>
+    ['report/data/demo_totals.csv', 'report/demo.md']
+    """
 
     def __init__(self, out: Path) -> None:
         self.root = Path(out) / "report"

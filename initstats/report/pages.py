@@ -35,7 +35,34 @@ def _reading(page: Page, findings: Sequence[Finding]) -> None:
 
 
 def lemmas_page(writer: ReportWriter, exact: ExactResults, findings: Sequence[Finding]) -> None:
-    """Lemma 8, (S), Lemma 9: the exact atlas, window coverage, and the aliasing check."""
+    """Lemma 8, (S), Lemma 9: the exact atlas, window coverage, and the aliasing check.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import replace
+    >>> from pathlib import Path
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50, attack_px=8, attack_eps=(1e-3, 1e-2),
+    ...                 attack_nets=50, attack_dims=(8, 16))                  # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments.exact import alias_frame, atlas_frame, coverage_frame, zero_padding_frame
+    >>> exact = ExactResults(atlas_frame(16), coverage_frame(16), alias_frame(64, dilation=2),
+    ...                      zero_padding_frame(small.dims))
+    >>> from initstats.report.findings.exact import lemma8
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     writer = ReportWriter(Path(out))
+    ...     lemmas_page(writer, exact, [lemma8(exact.atlas)])
+    ...     page = (writer.root / "lemmas.md").read_text()
+    ...     written = sorted(str(p.relative_to(writer.root)) for p in writer.written)
+    >>> written
+    ['data/lemmas_alias.csv', 'data/lemmas_atlas.csv', 'data/lemmas_coverage.csv', 'lemmas.md']
+    >>> page.splitlines()[0], page.count("<!-- table: data/"), "**Lemma 8.** The exact sum" in page
+    ('# Lemma 8, symmetry (S) and Lemma 9: an exact atlas', 3, True)
+    """
     page = Page("lemmas", "Lemma 8, symmetry (S) and Lemma 9: an exact atlas")
     page.text("""Exact results of the graph engine (`initstats graph`) on 32x32x3 inputs: integers and fractions,
 no sampling.  For each architecture: the number of convolutions, Lemma 8's sum of walk probabilities
@@ -70,7 +97,37 @@ none; *windows per input* counts the windows of one such layer that read an inpu
 
 def theorems_4_5_page(writer: ReportWriter, profile: Profile, thm45: Thm45Result, exact: ExactResults,
                       findings: Sequence[Finding], confidence: float) -> None:
-    """Theorems 4, 5 and Corollary 6 across d, and the exact values of the zero-padded family."""
+    """Theorems 4, 5 and Corollary 6 across d, and the exact values of the zero-padded family.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import replace
+    >>> from pathlib import Path
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50, attack_px=8, attack_eps=(1e-3, 1e-2),
+    ...                 attack_nets=50, attack_dims=(8, 16))                  # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments.exact import alias_frame, atlas_frame, coverage_frame, zero_padding_frame
+    >>> exact = ExactResults(atlas_frame(16), coverage_frame(16), alias_frame(64, dilation=2),
+    ...                      zero_padding_frame(small.dims))
+    >>> from initstats.report.experiments import run_theorems_4_5
+    >>> thm45 = run_theorems_4_5(small, options, settings)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     writer = ReportWriter(Path(out))
+    ...     theorems_4_5_page(writer, small, thm45, exact, [], settings.confidence)
+    ...     page = (writer.root / "theorems-4-5.md").read_text()
+    ...     written = sorted(str(p.relative_to(writer.root)) for p in writer.written)
+    >>> written
+    ['data/thm45_exponents.csv', 'data/thm45_scaling_cnn_fig.csv', 'data/thm45_scaling_fc_fig.csv',
+     'data/thm45_totals.csv', 'data/thm45_zero_padding.csv', 'figures/thm45_scaling_cnn_fig.png',
+     'figures/thm45_scaling_fc_fig.png', 'theorems-4-5.md']
+    >>> "He-initialised networks drawn at 8, 16 px" in page
+    True
+    """
     page = Page("theorems-4-5", "Theorems 4, 5 and Corollary 6: gradient norms against the input dimension")
     page.text(f"""He-initialised networks drawn at {', '.join(map(str, profile.dims))} px (d = 3 px^2), until the relative
 standard error of `E||grad f||^2` is {profile.rel_se:.1%} (at most {profile.max_nets} networks; means and standard errors
@@ -112,7 +169,33 @@ downsampling.  The prediction is the exact annealed value of the graph engine, p
 
 def theorems_7_11_page(writer: ReportWriter, profile: Profile, pooling: PoolingResult, findings: Sequence[Finding],
                        confidence: float) -> None:
-    """Theorems 7 and 11: measured against annealed per pooling network, and the exponent in a."""
+    """Theorems 7 and 11: measured against annealed per pooling network, and the exponent in a.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import replace
+    >>> from pathlib import Path
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50, attack_px=8, attack_eps=(1e-3, 1e-2),
+    ...                 attack_nets=50, attack_dims=(8, 16))                  # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments import run_pooling
+    >>> pooling = run_pooling(small, options, settings)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     writer = ReportWriter(Path(out))
+    ...     theorems_7_11_page(writer, small, pooling, [], settings.confidence)
+    ...     page = (writer.root / "theorems-7-11.md").read_text()
+    ...     written = sorted(str(p.relative_to(writer.root)) for p in writer.written)
+    >>> written
+    ['data/thm711_exponent.csv', 'data/thm711_pooling.csv', 'data/thm711_pooling_fig.csv',
+     'figures/thm711_pooling_fig.png', 'theorems-7-11.md']
+    >>> "(16 channels, 4x4x3 inputs)" in page
+    True
+    """
     side = profile.pool_input
     page = Page("theorems-7-11", "Theorems 7 and 11: average pooling")
     page.text(f"""Circular 3x3 convolutions (16 channels, {side}x{side}x3 inputs) with k x k average pools of degree
@@ -144,7 +227,33 @@ is tested as a scaling law.""")
 
 def paper_figures_page(writer: ReportWriter, profile: Profile, fig3: Fig3Result, fig4: Fig4Result,
                        findings: Sequence[Finding]) -> None:
-    """The paper's Figures 3 and 4 at initialisation."""
+    """The paper's Figures 3 and 4 at initialisation.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import replace
+    >>> from pathlib import Path
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50, attack_px=8, attack_eps=(1e-3, 1e-2),
+    ...                 attack_nets=50, attack_dims=(8, 16))                  # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments import run_figure3, run_figure4, run_theorems_4_5
+    >>> fig3 = run_figure3(small, options, settings, run_theorems_4_5(small, options, settings))
+    >>> fig4 = run_figure4(small, options, settings)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     writer = ReportWriter(Path(out))
+    ...     paper_figures_page(writer, small, fig3, fig4, [])
+    ...     page = (writer.root / "paper-figures.md").read_text()
+    ...     written = sorted(str(p.relative_to(writer.root)) for p in writer.written)
+    >>> [name for name in written if name.startswith("figures/")]
+    ['figures/fig3_loss_l1_fig.png', 'figures/fig4_pooling_fig.png']
+    >>> page.count("<!-- table: data/")
+    3
+    """
     page = Page("paper-figures", "The paper's Figures 3 and 4 at initialisation")
     page.text(f"""**Figure 3 network** (8 dilated 3x3 conv layers, dilations 1/2/4/8 at 32/64/128/256 px, downsampling after
 layers 2, 4, 6, {profile.channels} channels): the `cnn` family (2x2 stride-2 convolutions, dense head, zero
@@ -185,7 +294,33 @@ the exact value with per-edge variances.""")
 
 
 def lemma2_page(writer: ReportWriter, profile: Profile, lemma2: Lemma2Result, findings: Sequence[Finding]) -> None:
-    """Lemma 2 against a one-step attack: against eps, and against d at a fixed eps."""
+    """Lemma 2 against a one-step attack: against eps, and against d at a fixed eps.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import replace
+    >>> from pathlib import Path
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50, attack_px=8, attack_eps=(1e-3, 1e-2),
+    ...                 attack_nets=50, attack_dims=(8, 16))                  # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments import run_lemma2
+    >>> lemma2 = run_lemma2(small, options, settings)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     writer = ReportWriter(Path(out))
+    ...     lemma2_page(writer, small, lemma2, [])
+    ...     page = (writer.root / "lemma2.md").read_text()
+    ...     written = sorted(str(p.relative_to(writer.root)) for p in writer.written)
+    >>> written
+    ['data/lemma2_dimension.csv', 'data/lemma2_eps.csv', 'data/lemma2_eps_fig.csv', 'data/lemma2_exponent.csv',
+     'figures/lemma2_eps_fig.png', 'lemma2.md']
+    >>> "**Vulnerability against d** at fixed eps_inf = 0.001." in page
+    True
+    """
     page = Page("lemma2", "Lemma 2 at initialisation: first-order damage against a real one-step attack")
     page.text(f"""For each network and input (x ~ N(0, I), random label), the one-step l_inf attack
 `x + eps sign(grad_x L)` (FGSM) raises the loss by `L(x + eps sign g) - L(x)`; Lemma 2 predicts
@@ -216,7 +351,28 @@ ratio true / first-order, averaged.""")
 
 
 def findings_page(writer: ReportWriter, findings: Sequence[Finding]) -> None:
-    """All findings, grouped by their relation to the paper."""
+    """All findings, grouped by their relation to the paper.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> findings = [Finding("lemma8", "lemmas", "agrees", "Lemma 8", "The walk probabilities sum to 1."),
+    ...             Finding("padding", "lemmas", "outside", "Padding", "Zero padding breaks H3.")]
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     writer = ReportWriter(Path(out))
+    ...     findings_page(writer, findings)
+    ...     page = (writer.root / "findings.md").read_text()
+    >>> print(page[page.index("## "):])            # grouped by their relation to the paper, disagreements first
+    ## Where the networks lie outside the theorems' hypotheses
+    <BLANKLINE>
+    - **Padding.** Zero padding breaks H3. ([lemmas](lemmas.md))
+    <BLANKLINE>
+    ## Where the data agree with the paper
+    <BLANKLINE>
+    - **Lemma 8.** The walk probabilities sum to 1. ([lemmas](lemmas.md))
+    <BLANKLINE>
+    """
     page = Page("findings", "Findings")
     page.text("Every sentence below is selected by code from this run's verdicts and exact values (other data "
               "select other sentences); measured numbers carry their standard errors.  The linked pages hold the "

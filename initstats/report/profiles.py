@@ -15,6 +15,16 @@ class Profile:
 
     ``quick`` fits a 2-core CPU in a few minutes (16 channels, 1.3 % relative standard error);
     ``full`` is the paper's scale (64 channels, 1 %, more networks), meant for a GPU.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> quick = PROFILES["quick"]
+    >>> quick.dims, quick.channels, quick.rel_se
+    ((32, 64, 128, 256), 16, 0.013)
+    >>> small = replace(quick, name="small", dims=(8, 16), channels=8)     # a smaller run of one's own
+    >>> small.dims, small.max_nets
+    ((8, 16), 8000)
     """
 
     name: str
@@ -48,6 +58,17 @@ PROFILES = {
 
 
 def get_profile(name: str) -> Profile:
+    """The :class:`Profile` named ``name`` (``'quick'`` or ``'full'``), checked.
+
+    Examples
+    --------
+    >>> get_profile("full").channels
+    64
+    >>> get_profile("huge")
+    Traceback (most recent call last):
+        ...
+    initstats.errors.OptionError: profile 'huge' is unknown; expected one of quick, full
+    """
     if name not in PROFILES:
         raise OptionError(f"profile {name!r} is unknown; expected one of {', '.join(PROFILES)}")
     return PROFILES[name]

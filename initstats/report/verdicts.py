@@ -28,6 +28,16 @@ def claim_statistic(claim: Claim) -> str:
     ``Claim.statistic`` when the claims carry that structured field; otherwise the claim's name
     up to its first ``[`` with a leading ``scaling:`` removed (``grad_sq_total[px=32]`` ->
     ``grad_sq_total``, ``scaling:grad_logit_l2`` -> ``grad_logit_l2``).
+
+    Examples
+    --------
+    >>> from initstats.claims import exact_claim, scaling_claim
+    >>> claim_statistic(exact_claim("grad_sq_total[px=32]", "", 2.01, 0.02, 2.0))
+    'grad_sq_total'
+    >>> claim_statistic(exact_claim("grad_sq_total[px=32]", "", 2.01, 0.02, 2.0, statistic="grad_logit_l2_sq"))
+    'grad_logit_l2_sq'
+    >>> claim_statistic(scaling_claim("scaling:grad_logit_l2", "", [1, 2], [2.0, 2.0], [0.01, 0.01], 0.0))
+    'grad_logit_l2'
     """
     stat = getattr(claim, "statistic", None)
     if stat:
@@ -39,7 +49,15 @@ def claim_statistic(claim: Claim) -> str:
 
 
 def is_map_claim(claim: Claim) -> bool:
-    """Whether a claim is about the per-coordinate map rather than the total."""
+    """Whether a claim is about the per-coordinate map rather than the total.
+
+    Examples
+    --------
+    >>> from initstats.claims import exact_claim
+    >>> names = ("grad_sq_map[px=32]", "grad_sq_total[px=32]")
+    >>> [is_map_claim(exact_claim(name, "", 2.01, 0.02, 2.0)) for name in names]
+    [True, False]
+    """
     return "map" in claim_statistic(claim) or claim.name.startswith("grad_sq_map")
 
 
@@ -51,6 +69,17 @@ def claims_frame(claims: Iterable[Claim], **labels: object) -> pd.DataFrame:
     """One row per claim with the columns :data:`VERDICT_COLUMNS` and ``labels`` (constants).
 
     ``statistic`` is :func:`claim_statistic`, suffixed ``:map`` for per-coordinate map claims.
+
+    Examples
+    --------
+    >>> from initstats.claims import exact_claim
+    >>> claims = [exact_claim("grad_sq_total[px=32]", "", 2.01, 0.02, 2.0, d=3072),
+    ...           exact_claim("grad_sq_map[px=32]", "", 2.20, 0.02, 2.0, d=3072)]
+    >>> frame = claims_frame(claims, family="cnn")
+    >>> list(frame.columns) == ["family", *VERDICT_COLUMNS]
+    True
+    >>> frame[["family", "statistic", "d", "verdict"]].values.tolist()
+    [['cnn', 'grad_sq_total', 3072, 'pass'], ['cnn', 'grad_sq_map', 3072, 'fail']]
     """
     rows = []
     for c in claims:

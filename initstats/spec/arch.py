@@ -33,6 +33,19 @@ class Arch:
 
     The architecture validates itself on construction; every problem raises
     :class:`~initstats.errors.SpecError` naming the layer and the value.
+
+    Examples
+    --------
+    >>> from initstats.spec import AvgPool, Conv
+    >>> arch = Arch((3, 8, 8), (Conv(4, padding="circular"), AvgPool(2), Dense(10, activation=None)), name="small")
+    >>> arch.d, arch.px, arch.num_classes, arch.hypothesis_set()
+    (192, 8, 10, "H'")
+    >>> arch.describe()
+    'small (3, 8, 8): conv1 relu (4, 8, 8) -> avgpool2 avgpool (4, 4, 4) -> logits linear (10,)'
+    >>> Arch((3, 8, 8), (Conv(4),))
+    Traceback (most recent call last):
+        ...
+    initstats.errors.SpecError: the last layer must be Dense (the logits), got Conv; add Dense(num_classes, activation=None)
     """
 
     input_shape: tuple[int, ...]
@@ -104,6 +117,11 @@ def classify_kinds(kinds: frozenset[str] | set[str]) -> str:
 
     From the kinds alone; an output's label (:attr:`initstats.exact.OutputAnalysis.hypothesis_set`) also
     needs H5, which fails with overlapping pooling windows or reflect padding and makes it ``'outside'``.
+
+    Examples
+    --------
+    >>> classify_kinds({"relu", "linear"}), classify_kinds({"relu", "avgpool"}), classify_kinds({"relu", "maxpool"})
+    ('H', "H'", 'outside')
     """
     if kinds & {"maxpool", "batchnorm"}:
         return "outside"
@@ -113,6 +131,12 @@ def classify_kinds(kinds: frozenset[str] | set[str]) -> str:
 
 
 def node_id(stage_name: str, index: tuple[int, ...]) -> str:
-    """The graph node id of neuron ``index = (channel, *position)`` of a stage, e.g. ``'conv1[0,2,3]'``."""
+    """The graph node id of neuron ``index = (channel, *position)`` of a stage, e.g. ``'conv1[0,2,3]'``.
+
+    Examples
+    --------
+    >>> node_id("conv1", (0, 2, 3)), node_id("logits", (7,))
+    ('conv1[0,2,3]', 'logits[7]')
+    """
     return f"{stage_name}[{','.join(map(str, index))}]"
 

@@ -25,6 +25,12 @@ class AxisMap:
     multiplicity counts the kernel entries that land on that input position (more than one
     when circular or reflect padding wraps a kernel onto itself).  ``kernel`` is the window
     length that enters the He fan-in.
+
+    Examples
+    --------
+    >>> m = axis_map(5, 3, 2, 1, 1, "zero")       # kernel 3, stride 2, pad 1 over 5 positions
+    >>> m.n_out, m.taps[0], [m.in_degree(i) for i in range(m.n_out)]
+    (3, ((0, 1), (1, 1)), [2, 3, 2])
     """
 
     n_in: int
@@ -52,6 +58,8 @@ def window_entries(i: int, n_in: int, kernel: int, stride: int, dilation: int, p
     One spatial axis; entries in zero padding are skipped, circular padding wraps around and
     reflect padding mirrors without repeating the edge (torch's ``'reflect'``).
 
+    Examples
+    --------
     >>> list(window_entries(0, 3, 3, 1, 1, 1, "reflect"))   # reads (1, 0, 1)
     [(0, 1), (1, 0), (2, 1)]
     """
@@ -72,6 +80,17 @@ def axis_map(n_in: int, kernel: int, stride: int, dilation: int, pad: int, mode:
     Raises :class:`SpecError` when the kernel is larger than the padded input, the output
     would be smaller than one position, the padding is too large for its mode, or a window
     lies entirely in zero padding.
+
+    Examples
+    --------
+    >>> axis_map(4, 3, 1, 1, 1, "circular").taps[0]      # position 0 wraps around to read position 3
+    ((0, 1), (1, 1), (3, 1))
+    >>> axis_map(2, 3, 1, 1, 2, "circular").taps[0]      # a kernel longer than the input lands twice
+    ((0, 2), (1, 1))
+    >>> axis_map(2, 5, 1, 1, 0, "zero")
+    Traceback (most recent call last):
+        ...
+    initstats.errors.SpecError: layer: kernel extent 5 (kernel 5, dilation 1) is larger than the padded input 2 + 2*0, so the output would be smaller than one position; use a smaller kernel or dilation, or a larger input
     """
     extent = dilation * (kernel - 1) + 1
     if extent > n_in + 2 * pad:
@@ -100,4 +119,11 @@ def axis_map(n_in: int, kernel: int, stride: int, dilation: int, pad: int, mode:
 
 
 def all_to_all(n_in: int) -> AxisMap:
+    """The map of a dense layer or a global pool: one output position reads every input position.
+
+    Examples
+    --------
+    >>> all_to_all(3)
+    AxisMap(n_in=3, n_out=1, kernel=3, taps=(((0, 1), (1, 1), (2, 1)),))
+    """
     return AxisMap(n_in, 1, n_in, (tuple((j, 1) for j in range(n_in)),))

@@ -57,6 +57,17 @@ class Dense:
         ReLU after the weighted sum, or none (the logits have none).
     batchnorm : bool
         Batch-normalise the pre-activation before the ReLU (outside (H)).
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch
+    >>> arch = Arch((3, 4, 4), (Dense(16), Dense(10, activation=None)))
+    >>> [(s.kind, s.shape, s.fan_in) for s in arch.stages[1:]]        # flattens 3x4x4 = 48 inputs
+    [('relu', (16,), 48), ('linear', (10,), 16)]
+    >>> Dense(4, activation=None, batchnorm=True)
+    Traceback (most recent call last):
+        ...
+    initstats.errors.UnsupportedLayerError: Dense: batchnorm=True needs activation='relu' (BatchNorm is supported only as conv/dense -> BatchNorm -> ReLU)
     """
 
     out_features: int
@@ -92,6 +103,17 @@ class Conv:
     activation : {'relu', None}
     batchnorm : bool
         Conv -> BatchNorm -> ReLU (outside (H)).
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch
+    >>> arch = Arch((3, 8, 8), (Conv(4, padding="circular"), Conv(4, 2, stride=2), Dense(10, activation=None)))
+    >>> [(s.shape, s.kernel, s.stride, s.pad, s.fan_in) for s in arch.stages[1:3]]
+    [((4, 8, 8), (3, 3), (1, 1), (1, 1), 27), ((4, 4, 4), (2, 2), (2, 2), (0, 0), 16)]
+    >>> Conv(4, padding="same")
+    Traceback (most recent call last):
+        ...
+    initstats.errors.SpecError: Conv: padding='same' is unknown; expected one of zero, circular, reflect
     """
 
     out_channels: int
@@ -144,12 +166,27 @@ class AvgPool(_Pool):
     """Per-channel average pooling without padding (weights ``1/window``); ``kernel=None`` is global.
 
     ``stride`` defaults to ``kernel``.
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch
+    >>> arch = Arch((2, 8, 8), (AvgPool(2), AvgPool(None), Dense(1, activation=None)))
+    >>> [(s.kind, s.shape) for s in arch.stages[1:3]], arch.hypothesis_set()
+    ([('avgpool', (2, 4, 4)), ('avgpool', (2, 1, 1))], "H'")
     """
 
 
 @dataclass(frozen=True)
 class MaxPool(_Pool):
-    """Per-channel max pooling without padding; ``kernel=None`` is global.  Outside (H)."""
+    """Per-channel max pooling without padding; ``kernel=None`` is global.  Outside (H).
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch
+    >>> arch = Arch((1, 4, 4), (MaxPool(2), Dense(1, activation=None)))
+    >>> arch.stages[1].shape, arch.hypothesis_set(), MaxPool(None).is_global
+    ((1, 2, 2), 'outside', True)
+    """
 
 
 @dataclass(frozen=True)
@@ -157,6 +194,15 @@ class Residual:
     """A residual block ``y = x + body(x)``: one ``sum`` node per neuron, weights 1.
 
     The body must map its input shape to the same shape.
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch
+    >>> block = Residual((Conv(2, 3, padding="circular"), Conv(2, 3, padding="circular", activation=None)))
+    >>> arch = Arch((2, 4), (block, Dense(1, activation=None)))
+    >>> [(s.name, s.kind, s.sources) for s in arch.stages]
+    [('x', 'input', ()), ('res1.conv1', 'relu', (0,)), ('res1.conv2', 'linear', (1,)), ('res1.sum', 'sum', (0, 2)),
+     ('logits', 'linear', (3,))]
     """
 
     body: tuple["Layer", ...]

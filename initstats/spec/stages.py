@@ -57,6 +57,15 @@ class Stage:
         The padding mode of a convolution (``zero``, ``circular``, ``reflect``); pools read no padding.
     layer : Layer or None
         The layer that made the stage (None for the input).
+
+    Examples
+    --------
+    >>> stages = build_stages((3, 8, 8), (Conv(4, padding="circular"), AvgPool(2), Dense(10, activation=None)))
+    >>> conv, pool = stages[1], stages[2]
+    >>> conv.kind, conv.shape, conv.fan_in, conv.padding, conv.is_conv, conv.mixes_channels
+    ('relu', (4, 8, 8), 27, 'circular', True, True)
+    >>> pool.kind, pool.kernel, pool.stride, pool.is_pool, pool.mixes_channels, pool.size
+    ('avgpool', (2, 2), (2, 2), True, False, 64)
     """
 
     index: int

@@ -26,7 +26,14 @@ __all__ = ["ExactResults", "run_exact", "atlas_frame", "window_coverage", "cover
 
 @dataclass(frozen=True, eq=False)
 class ExactResults:
-    """The frames of the exact experiments (see each ``*_frame`` function for the columns)."""
+    """The frames of the exact experiments (see each ``*_frame`` function for the columns).
+
+    Examples
+    --------
+    >>> exact = ExactResults(atlas_frame(16), coverage_frame(16), alias_frame(64, dilation=2), zero_padding_frame((8,)))
+    >>> exact.atlas.shape, exact.coverage.shape, exact.alias.shape, exact.zero_padding.shape
+    ((23, 20), (9, 11), (1, 6), (1, 12))
+    """
 
     atlas: pd.DataFrame
     coverage: pd.DataFrame
@@ -48,6 +55,18 @@ def hypotheses_note(out: OutputAnalysis, arch: Arch | None = None) -> str:
     The failing checks among H1-H5 and (S) where the engine reports them one by one (else
     among H3 and (S)); ``'outside (H)'`` is prefixed when the engine labels the output outside
     (with the uncovered layer kinds of ``arch``), ``"(H')"`` added when it has deterministic merges.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.families import make_arch
+    >>> for arch in (make_arch("cnn", 16, channels=2),
+    ...              make_arch("cnn", 16, channels=2, downsample="max", head="maxpool", batchnorm=True),
+    ...              make_arch("cnn-avgpool", 16, channels=2, padding="circular")):
+    ...     print(hypotheses_note(analyse(arch).outputs[0], arch))
+    H3 and (S) fail
+    outside (H) with max pooling and BatchNorm; H1, H3 and (S) fail
+    no checked hypothesis fails; deterministic merges (H')
     """
     checks = getattr(out, "hypotheses", None)
     if checks:
@@ -77,6 +96,13 @@ def window_coverage(n: int, kernel: int, stride: int, dilation: int, pad: int, p
     Returns
     -------
     numpy.ndarray of int, shape (n,)
+
+    Examples
+    --------
+    >>> window_coverage(8, 3, 2, 1, 1, "circular").tolist()      # 3x3 stride 2: odd positions read twice
+    [1, 2, 1, 2, 1, 2, 1, 2]
+    >>> window_coverage(8, 2, 2, 2, 0, "zero").tolist()          # kernel 2, dilation 2: odd positions never
+    [1, 0, 2, 0, 2, 0, 1, 0]
     """
     amap = axis_map(n, kernel, stride, dilation, pad, padding)
     counts = np.zeros(n, dtype=np.int64)
@@ -142,6 +168,16 @@ def atlas_frame(px: int = 32) -> pd.DataFrame:
         of the first layer reading an input position, per axis; two-convolution rows only),
         ``h3_holds``, ``grad_sq_total`` (exact annealed, float), ``theorem_total`` (string),
         ``hypothesis`` (the engine's label), ``witness``.
+
+    Examples
+    --------
+    >>> atlas = atlas_frame(16)
+    >>> set(atlas["lemma8_sum"])                                  # Lemma 8 on every architecture
+    {'1'}
+    >>> circular = atlas.query("architecture == 'conv x2' and padding == 'circular'")
+    >>> circular[["kernel", "stride", "dilation", "symmetric", "inputs_reached"]].values.tolist()
+    [[3.0, 1.0, 1.0, True, 768], [3.0, 2.0, 1.0, False, 768], [2.0, 2.0, 1.0, True, 768],
+     [2.0, 2.0, 2.0, False, 192], [3.0, 1.0, 2.0, True, 768]]
     """
     rows = []
     for meta, arch in _atlas_archs(px):
@@ -177,6 +213,15 @@ def coverage_frame(n: int = 32) -> pd.DataFrame:
         dilation, padding, pad, even_min, even_max, odd_min, odd_max`` (windows of one layer
         reading an even / odd position along one axis), ``uncovered`` (positions read by no
         window).
+
+    Examples
+    --------
+    >>> frame = coverage_frame(8)
+    >>> circular = frame.query("kernel == 3 and padding == 'circular'")
+    >>> circular[["even_min", "even_max", "odd_min", "odd_max"]].values.tolist()
+    [[1, 1, 2, 2]]
+    >>> frame.query("dilation == 2")["uncovered"].tolist()        # half the positions are read by no window
+    [4, 4, 4]
     """
     rows = []
     for k, s, dil in CONV_GEOMETRIES:
@@ -200,6 +245,11 @@ def alias_frame(px: int = 256, dilation: int = 8) -> pd.DataFrame:
     pandas.DataFrame
         One row: ``px, dilation, strided_layers, d, inputs_reached`` (annealed gradient > 0),
         ``inputs_unreached``.
+
+    Examples
+    --------
+    >>> alias_frame(64, dilation=2)[["d", "inputs_reached", "inputs_unreached"]].values.tolist()
+    [[12288, 3072, 9216]]
     """
     layers = tuple(Conv(16, 3, stride=2 if i in (2, 4, 6) else 1, dilation=dilation) for i in range(1, 9))
     arch = Arch((3, px, px), layers + (Dense(12, activation=None),), name="cnn, layers 2/4/6 strided")
@@ -220,6 +270,14 @@ def zero_padding_frame(dims: Sequence[int], fixed_dilation: int = 1) -> pd.DataF
         dilation), ``exact_circular`` (circular padding, the family's dilation),
         ``theorem_total`` (float), ``h3_holds``, ``symmetric``, ``hypothesis`` (family, zero
         padding), ``note`` (:func:`hypotheses_note`).
+
+    Examples
+    --------
+    >>> frame = zero_padding_frame((8, 16))
+    >>> frame[["px", "exact_circular", "theorem_total", "h3_holds", "note"]].values.tolist()
+    [[8, 2.0, 2.0, False, 'H3 and (S) fail'], [16, 2.0, 2.0, False, 'H3 and (S) fail']]
+    >>> bool((frame["exact_family"] < frame["exact_circular"]).all())    # zero padding loses gradient at the border
+    True
     """
     rows = []
     for px in dims:
@@ -240,5 +298,12 @@ def _float(x: object) -> float | None:
 
 
 def run_exact(dims: Sequence[int], px: int = 32) -> ExactResults:
-    """All exact experiments of the report."""
+    """All exact experiments of the report.
+
+    Examples
+    --------
+    >>> exact = run_exact((8, 16), px=16)
+    >>> exact.zero_padding["px"].tolist(), int(exact.atlas["d"].iloc[0]), int(exact.alias["d"].iloc[0])
+    ([8, 16], 768, 196608)
+    """
     return ExactResults(atlas_frame(px), coverage_frame(px), alias_frame(), zero_padding_frame(dims))

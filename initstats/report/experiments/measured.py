@@ -46,7 +46,19 @@ class Thm45Result:
     """``totals``: ``family, px, d, networks, mean, se, predicted, verdict, map_verdict``
     (E||grad f||^2 against the exact prediction); ``verdicts``: every claim of both families as
     a verdict frame with a ``family`` column; ``plot``: measured rows of
-    :data:`PLOTTED_STATISTICS` with a ``family`` column."""
+    :data:`PLOTTED_STATISTICS` with a ``family`` column.
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16)     # seconds, not minutes
+    >>> res = run_theorems_4_5(small, options, settings)
+    >>> list(res.totals.columns)
+    ['family', 'px', 'd', 'networks', 'mean', 'se', 'predicted', 'verdict', 'map_verdict']
+    >>> sorted(set(res.verdicts["family"])), sorted(set(res.plot["statistic"])) == sorted(PLOTTED_STATISTICS)
+    (['cnn', 'fc'], True)
+    """
 
     totals: pd.DataFrame
     verdicts: pd.DataFrame
@@ -54,7 +66,19 @@ class Thm45Result:
 
 
 def run_theorems_4_5(profile: Profile, options: MeasureOptions, settings: VerifySettings) -> Thm45Result:
-    """``verify_family`` on ``fc`` and on ``cnn`` (zero padding, the family default) over the profile's px."""
+    """``verify_family`` on ``fc`` and on ``cnn`` (zero padding, the family default) over the profile's px.
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16)     # seconds, not minutes
+    >>> res = run_theorems_4_5(small, options, settings)
+    >>> res.totals[["family", "px", "predicted"]].round(4).values.tolist()     # zero padding: far below 2 at 8 px
+    [['fc', 8, 2.0], ['fc', 16, 2.0], ['cnn', 8, 0.002], ['cnn', 16, 0.1524]]
+    >>> set(res.verdicts["verdict"]) <= {"pass", "inconclusive"}            # 100 networks decide little; none fails
+    True
+    """
     totals, verdicts, plots = [], [], []
     for family, fam_opts in (("fc", {"width": profile.fc_width}), ("cnn", {"channels": profile.channels})):
         res = verify_family(family, profile.dims, family_options=fam_opts, options=options, settings=settings)
@@ -84,7 +108,20 @@ class PoolingResult:
     ``mean, se, networks`` and the excess over the annealed value (``excess, excess_se,
     excess_ci_low, excess_ci_high``); ``fits``: the scaling claim "E||grad f||^2 ~ a^-1" per
     series of single-pool networks with the same number of convolutions, as a verdict frame
-    with ``convolutions, points, a_min, a_max``."""
+    with ``convolutions, points, a_min, a_max``.
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], pool_input=4, pool_sizes=(1, 2, 4))
+    >>> res = run_pooling(small, options, settings)
+    >>> res.configs[["convolutions", "pools", "degree", "theorem"]].values.tolist()
+    [[1, '1x1', 1, '2'], [1, '2x2', 4, '1/2'], [1, '4x4', 16, '1/8'], [3, '1x1', 1, '2'], [3, '2x2', 4, '1/2'],
+     [3, '4x4', 16, '1/8'], [2, '2x2 then 2x2', 16, '1/8']]
+    >>> res.fits[["convolutions", "points", "a_min", "a_max"]].values.tolist(), res.fits["predicted"].tolist()
+    ([[1, 3, 1, 16], [3, 3, 1, 16]], [-1.0, -1.0])
+    """
 
     configs: pd.DataFrame
     fits: pd.DataFrame
@@ -104,7 +141,20 @@ def pool_arch(side: int, convs_before: int, pools: tuple[int, ...], channels: in
 
 
 def run_pooling(profile: Profile, options: MeasureOptions, settings: VerifySettings) -> PoolingResult:
-    """Measured E||grad f||^2 against the exact annealed value over average-pooling degrees."""
+    """Measured E||grad f||^2 against the exact annealed value over average-pooling degrees.
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], pool_input=4, pool_sizes=(1, 2, 4))
+    >>> res = run_pooling(small, options, settings)
+    >>> single = res.configs.query("convolutions == 1")
+    >>> bool((single["excess_ci_low"] < 0).all() and (single["excess_ci_high"] > 0).all())   # one conv: no excess
+    True
+    >>> res.fits["kind"].tolist()
+    ['scaling', 'scaling']
+    """
     side = profile.pool_input
     z = z_value(settings.confidence)
     configs = [(1, (k,)) for k in profile.pool_sizes] + [(3, (k,)) for k in profile.pool_sizes if k <= 4] \
@@ -152,7 +202,18 @@ class Fig3Result:
     (E||grad L||_1) and ``note`` (hypotheses, exact engine); ``exponents``: one row per network:
     ``network, description, kind, verdict, estimate, stderr, ci_low, ci_high, predicted,
     tolerance, note`` (the family's scaling claim from Theorems 4/5; the literal network's fit
-    with verdict ``not-covered``)."""
+    with verdict ``not-covered``).
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, outside_nets=8)
+    >>> res = run_figure3(small, options, settings, run_theorems_4_5(small, options, settings))
+    >>> res.rows[["network", "px", "networks", "inputs_per_net"]].values.tolist()
+    [['`cnn` family', 8, 100, 1], ['`cnn` family', 16, 100, 1], ['literal network', 8, 8, 16],
+     ['literal network', 16, 8, 16]]
+    """
 
     rows: pd.DataFrame
     exponents: pd.DataFrame
@@ -160,7 +221,19 @@ class Fig3Result:
 
 def run_figure3(profile: Profile, options: MeasureOptions, settings: VerifySettings,
                 thm45: Thm45Result) -> Fig3Result:
-    """E||grad L||_1 against d for the ``cnn`` family (from Theorems 4/5) and the literal network."""
+    """E||grad L||_1 against d for the ``cnn`` family (from Theorems 4/5) and the literal network.
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, outside_nets=8)
+    >>> res = run_figure3(small, options, settings, run_theorems_4_5(small, options, settings))
+    >>> res.exponents[["network", "kind", "verdict"]].values.tolist()[1]     # no theorem covers the literal network
+    ['literal network', 'not-covered', 'not-covered']
+    >>> res.rows["note"].iloc[-1]
+    'outside (H) with max pooling and BatchNorm; H1, H3 and (S) fail'
+    """
     fam = thm45.plot[(thm45.plot["family"] == "cnn") & (thm45.plot["statistic"] == "grad_loss_l1")]
     fam_note = hypotheses_note(analyse(make_arch("cnn", profile.dims[0], channels=profile.channels)).outputs[0])
     family = {"network": FAMILY_NETWORK, "description": FAMILY_DESCRIPTION}
@@ -195,13 +268,33 @@ class Fig4Result:
     """One row per (px, downsampling): ``px, d, downsampling, l1_mean, l1_se`` (E||grad L||_1),
     ``sq_mean, sq_se`` (E||grad f||^2), ``annealed`` (exact, per-edge variances), ``theorem``
     (2/prod a_i, string), ``pool_degrees``, ``hypothesis``, ``note``, ``networks`` and the excess
-    of ``sq_mean`` over ``annealed`` (``excess, excess_se, excess_ci_low, excess_ci_high``)."""
+    of ``sq_mean`` over ``annealed`` (``excess, excess_se, excess_ci_low, excess_ci_high``).
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], channels=8, fig4_dims=(8,), fig4_nets=50)
+    >>> res = run_figure4(small, options, settings)
+    >>> res.rows[["px", "downsampling", "networks"]].values.tolist()
+    [[8, 'avg', 50], [8, 'stride', 50], [8, 'max', 50]]
+    """
 
     rows: pd.DataFrame
 
 
 def run_figure4(profile: Profile, options: MeasureOptions, settings: VerifySettings) -> Fig4Result:
-    """The Figure 4 network with average, strided and max downsampling at the profile's px."""
+    """The Figure 4 network with average, strided and max downsampling at the profile's px.
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], channels=8, fig4_dims=(8,), fig4_nets=50)
+    >>> res = run_figure4(small, options, settings)
+    >>> res.rows[["downsampling", "theorem", "hypothesis"]].fillna("-").values.tolist()
+    [['avg', '1/32', "H'"], ['stride', '2', "H'"], ['max', '-', 'outside']]
+    """
     z = z_value(settings.confidence)
     rows = []
     opts = replace(options, nets=profile.fig4_nets)
@@ -229,7 +322,18 @@ def run_figure4(profile: Profile, options: MeasureOptions, settings: VerifySetti
 class Lemma2Result:
     """``curve``: :func:`~initstats.empirical.attack.fgsm` rows against eps at one px;
     ``dimension``: the same at a fixed eps across px; ``scaling``: the claim "the true increase
-    grows like d^(1/2)" as a verdict frame."""
+    grows like d^(1/2)" as a verdict frame.
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], channels=8, attack_px=8, attack_eps=(1e-3, 1e-2), attack_nets=50,
+    ...                 attack_dims=(8, 16))
+    >>> res = run_lemma2(small, options, settings)
+    >>> list(res.curve["eps"]), list(res.dimension["d"]), res.scaling[["kind", "predicted"]].values.tolist()
+    ([0.001, 0.01], [192, 768], [['scaling', 0.5]])
+    """
 
     curve: pd.DataFrame
     dimension: pd.DataFrame
@@ -237,7 +341,18 @@ class Lemma2Result:
 
 
 def run_lemma2(profile: Profile, options: MeasureOptions, settings: VerifySettings) -> Lemma2Result:
-    """One-step l_inf attacks on the ``cnn`` family: true against first-order loss increase."""
+    """One-step l_inf attacks on the ``cnn`` family: true against first-order loss increase.
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> small = replace(PROFILES["quick"], channels=8, attack_px=8, attack_eps=(1e-3, 1e-2), attack_nets=50,
+    ...                 attack_dims=(8, 16))
+    >>> res = run_lemma2(small, options, settings)
+    >>> [(eps, round(r, 2)) for eps, r in zip(res.curve["eps"], res.curve["ratio_mean"])]   # true / first order -> 1
+    [(0.001, 0.99), (0.01, 0.86)]
+    """
     opts = replace(options, nets=profile.attack_nets)
     curve = fgsm(make_arch("cnn", profile.attack_px, channels=profile.channels), profile.attack_eps, opts)
     rows = [fgsm(make_arch("cnn", px, channels=profile.channels), [profile.attack_eps_fixed], opts).iloc[0]

@@ -32,6 +32,31 @@ def select_findings(exact_results: ExactResults, thm45: Thm45Result, pooling: Po
         counts as agreement (wider intervals: the data do not decide).
     ratio_tolerance : float
         How close the first-order damage must be to the true one (Lemma 2).
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report import experiments as ex
+    >>> from initstats.report.experiments.exact import alias_frame, atlas_frame, coverage_frame, zero_padding_frame
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50, attack_px=8, attack_eps=(1e-3, 1e-2),
+    ...                 attack_nets=50, attack_dims=(8, 16))                  # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> exact = ex.ExactResults(atlas_frame(16), coverage_frame(16), alias_frame(64, dilation=2),
+    ...                         zero_padding_frame(small.dims))
+    >>> thm45 = ex.run_theorems_4_5(small, options, settings)
+    >>> pooling = ex.run_pooling(small, options, settings)
+    >>> fig3, fig4 = ex.run_figure3(small, options, settings, thm45), ex.run_figure4(small, options, settings)
+    >>> findings = select_findings(exact, thm45, pooling, fig3, fig4, ex.run_lemma2(small, options, settings),
+    ...                            confidence=settings.confidence)
+    >>> [f.key for f in findings]
+    ['lemma8', 'strided-symmetry', 'padding', 'aliasing', 'theorems-fc', 'zero-padding', 'pooling', 'figure3',
+     'figure4-order', 'figure4-theory', 'lemma2']
+    >>> all(f.relation in RELATIONS for f in findings), findings[0].relation
+    (True, 'agrees')
     """
     z = z_value(confidence)
     return [

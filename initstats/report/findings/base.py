@@ -41,6 +41,16 @@ class Finding:
         A short bold title.
     text : str
         The sentences, every one chosen from computed values.
+
+    Examples
+    --------
+    >>> f = Finding("lemma8", "lemmas", "agrees", "Lemma 8 holds", "The walk probabilities sum to 1 for every network.")
+    >>> f.markdown()
+    '**Lemma 8 holds.** The walk probabilities sum to 1 for every network. ([lemmas](lemmas.md))'
+    >>> Finding("x", "lemmas", "maybe", "T", "text")
+    Traceback (most recent call last):
+        ...
+    ValueError: finding 'x': unknown relation 'maybe'; expected one of disagrees, outside, undecided, agrees, note
     """
 
     key: str

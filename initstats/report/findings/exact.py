@@ -32,7 +32,21 @@ def _windows(lo: int, hi: int) -> str:
 
 
 def lemma8(atlas: pd.DataFrame) -> Finding:
-    """Lemma 8's sum over every architecture of the atlas."""
+    """Lemma 8's sum over every architecture of the atlas.
+
+    Examples
+    --------
+    >>> from initstats.report.experiments.exact import atlas_frame, coverage_frame
+    >>> atlas = atlas_frame(16)           # the report's atlas at 16 px instead of 32
+    >>> f = lemma8(atlas)
+    >>> f.relation
+    'agrees'
+    >>> print(f.text)
+    The exact sum of walk probabilities `sum_x r(x)` is 1 on all 23 architectures of the atlas, whatever their
+    padding, stride, dilation, pooling or residual sums.
+    >>> lemma8(atlas.assign(lemma8_sum=["1"] * 22 + ["3/4"])).relation      # other data, other finding
+    'disagrees'
+    """
     bad = atlas[atlas["lemma8_sum"].astype(str) != "1"]
     if bad.empty:
         text = (f"The exact sum of walk probabilities `sum_x r(x)` is 1 on all {len(atlas)} architectures of the "
@@ -45,7 +59,18 @@ def lemma8(atlas: pd.DataFrame) -> Finding:
 
 
 def strided_symmetry(atlas: pd.DataFrame, coverage: pd.DataFrame) -> Finding:
-    """Whether the paper's stride condition suffices for (S), from the circular rows of the atlas."""
+    """Whether the paper's stride condition suffices for (S), from the circular rows of the atlas.
+
+    Examples
+    --------
+    >>> from initstats.report.experiments.exact import atlas_frame, coverage_frame
+    >>> atlas = atlas_frame(16)           # the report's atlas at 16 px instead of 32
+    >>> f = strided_symmetry(atlas, coverage_frame(16))
+    >>> f.relation
+    'disagrees'
+    >>> print(f.text.split(";")[0])
+    With circular padding on 16 px inputs, a multiple of the stride 2, two 3x3 stride-2 convolutions break (S) (x[0,0,0] vs x[0,0,1]: 256 vs 768 paths of path-degree [27, 144, 256]
+    """
     s3 = _conv_row(atlas, "circular", 3, 2, 1)
     s2 = _conv_row(atlas, "circular", 2, 2, 1)
     s2d = _conv_row(atlas, "circular", 2, 2, 2)
@@ -88,7 +113,18 @@ def _theorem_value(text: object) -> float | None:
 
 
 def padding(atlas: pd.DataFrame) -> Finding:
-    """(S), H3 and the exact total per padding mode, over the convolutional rows of the atlas."""
+    """(S), H3 and the exact total per padding mode, over the convolutional rows of the atlas.
+
+    Examples
+    --------
+    >>> from initstats.report.experiments.exact import atlas_frame, coverage_frame
+    >>> atlas = atlas_frame(16)           # the report's atlas at 16 px instead of 32
+    >>> f = padding(atlas)
+    >>> f.relation                      # zero and reflect padding break (S) and H3
+    'outside'
+    >>> print(f.text.split(". ")[0])
+    Circular padding: (S) holds in 6 of 8 architectures and H3 in 7 of 8; the exact annealed `E||grad f||^2` is below the theorems' value in 0 of the 7 that have one
+    """
     conv = atlas[atlas["padding"].notna()]
     sentences, outside = [], False
     for mode in ("circular", "zero", "reflect"):
@@ -112,7 +148,15 @@ def padding(atlas: pd.DataFrame) -> Finding:
 
 
 def aliasing(alias: pd.DataFrame) -> Finding:
-    """How many inputs a strided, dilated Figure 3 network would leave without a path."""
+    """How many inputs a strided, dilated Figure 3 network would leave without a path.
+
+    Examples
+    --------
+    >>> from initstats.report.experiments.exact import alias_frame
+    >>> f = aliasing(alias_frame(64, dilation=2))
+    >>> f.relation, "(75.0%) would have no path to the logits" in f.text
+    ('note', True)
+    """
     r = alias.iloc[0]
     lead = (f"If Figure 3's network at {int(r['px'])} px (dilation {int(r['dilation'])}) had its layers "
             f"{r['strided_layers']} as 3x3 stride-2 convolutions instead of separate 2x2 downsampling windows, ")

@@ -95,7 +95,22 @@ def _total_clause(rows: pd.DataFrame) -> str:
 
 
 def theorems_fc(totals: pd.DataFrame, verdicts: pd.DataFrame) -> Finding:
-    """Theorems 4 and 5 on the fully connected family."""
+    """Theorems 4 and 5 on the fully connected family.
+
+    Examples
+    --------
+    >>> totals = pd.DataFrame({"family": "fc", "px": [32, 64], "mean": [2.012, 1.994], "se": 0.02, "predicted": 2.0,
+    ...                        "verdict": ["pass", "pass"]})
+    >>> scaling = pd.DataFrame({"family": ["fc"], "kind": "scaling", "statistic": "grad_logit_l2", "estimate": -0.004,
+    ...                         "stderr": 0.006, "predicted": 0.0, "tolerance": None, "verdict": "pass"})
+    >>> f = theorems_fc(totals, scaling)
+    >>> f.relation
+    'agrees'
+    >>> print(f.text)
+    For `fc`, measured `E||grad f||^2` (32 px: 2.012 ± 0.020 and 64 px: 1.994 ± 0.020) against the exact annealed 2: the exact claims pass at 32 and 64 px, so the measurements agree with the prediction at every px; fitted exponents in d: `grad_logit_l2` -0.0040 ± 0.0060 (predicted +0, pass); every exponent claim passes (`grad_logit_l2` against the exact exponent).
+    >>> theorems_fc(totals.assign(verdict=["pass", "fail"]), scaling).relation     # other verdicts, other finding
+    'disagrees'
+    """
     rows = totals[totals["family"] == "fc"]
     scaling = verdicts[(verdicts["family"] == "fc") & (verdicts["kind"] == "scaling")]
     text = f"For `fc`, {_total_clause(rows)}; {_exponents(scaling)}."
@@ -105,7 +120,26 @@ def theorems_fc(totals: pd.DataFrame, verdicts: pd.DataFrame) -> Finding:
 
 
 def zero_padding(zero: pd.DataFrame, totals: pd.DataFrame, verdicts: pd.DataFrame) -> Finding:
-    """The zero-padded ``cnn`` family: hypotheses, exact value across px and at a fixed dilation."""
+    """The zero-padded ``cnn`` family: hypotheses, exact value across px and at a fixed dilation.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50)         # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments import run_theorems_4_5
+    >>> from initstats.report.experiments.exact import zero_padding_frame
+    >>> thm45 = run_theorems_4_5(small, options, settings)
+    >>> f = zero_padding(zero_padding_frame(small.dims), thm45.totals, thm45.verdicts)
+    >>> f.relation
+    'outside'
+    >>> print(f.text.split(". ")[0])
+    The `cnn` family (Figure 3's topology, zero padding by default) is outside (H): H3 and (S) fail at every px, so no theorem gives its gradient norm
+    """
     failing = [name for name, col in (("H3", "h3_holds"), ("(S)", "symmetric")) if not zero[col].astype(bool).all()]
     fam, fixed = zero["exact_family"].tolist(), zero["exact_fixed"].tolist()
     px = zero["px"].tolist()
@@ -156,6 +190,23 @@ def pooling(configs: pd.DataFrame, fits: pd.DataFrame, detectable: float) -> Fin
 
     ``detectable``: an excess whose interval contains 0 counts as *within* only when the
     interval also lies inside ±detectable; otherwise the data do not decide.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50)         # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments import run_pooling
+    >>> res = run_pooling(small, options, settings)
+    >>> f = pooling(res.configs, res.fits, detectable=0.05)
+    >>> f.relation                      # 100 networks cannot tell a 5 % excess apart
+    'undecided'
+    >>> "With 1 conv (a = 1..16), `E||grad f||^2` ~ a^-0.994 ± 0.019 is consistent with 1/a" in f.text
+    True
     """
     states = _excess_states(configs, detectable)
     same = all(t is not None and t == t and abs(float(Fraction(str(t))) - a) <= 1e-12 * a
@@ -186,7 +237,25 @@ def pooling(configs: pd.DataFrame, fits: pd.DataFrame, detectable: float) -> Fin
 
 
 def figure3(exponents: pd.DataFrame) -> Finding:
-    """The Figure 3 networks: fitted exponent of E||grad L||_1 and whether a theorem covers them."""
+    """The Figure 3 networks: fitted exponent of E||grad L||_1 and whether a theorem covers them.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50)         # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments import run_figure3, run_theorems_4_5
+    >>> res = run_figure3(small, options, settings, run_theorems_4_5(small, options, settings))
+    >>> f = figure3(res.exponents)
+    >>> f.relation                      # the literal network lies outside the hypotheses
+    'outside'
+    >>> "The literal network (2x2 max pooling, BatchNorm, global max pool; outside (H)" in f.text
+    True
+    """
     parts, relation = [], "undecided"
     for r in exponents.itertuples():
         fit = (f"`E||grad L||_1` ~ d^{pm(r.estimate, r.stderr, sign=True)} at initialisation (interval "
@@ -207,7 +276,25 @@ def figure3(exponents: pd.DataFrame) -> Finding:
 
 
 def figure4_order(fig4: pd.DataFrame, confidence_z: float) -> Finding:
-    """Which downsampling gives the smallest E||grad L||_1, at each px, separated by z standard errors."""
+    """Which downsampling gives the smallest E||grad L||_1, at each px, separated by z standard errors.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50)         # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.claims import z_value
+    >>> from initstats.report.experiments import run_figure4
+    >>> f = figure4_order(run_figure4(small, options, settings).rows, z_value(0.99))
+    >>> f.relation
+    'agrees'
+    >>> print(f.text[f.text.index("(8 px"):])
+    (8 px: avg 0.480 ± 0.039, stride 2.93 ± 0.30, max 9.91 ± 0.72).
+    """
     verdict_px: dict[int, str] = {}
     quoted = []
     for px, sub in fig4.groupby("px"):
@@ -240,7 +327,24 @@ def figure4_order(fig4: pd.DataFrame, confidence_z: float) -> Finding:
 
 
 def figure4_theory(fig4: pd.DataFrame, detectable: float) -> Finding:
-    """Figure 4's networks: the theorems' 2/prod a_i, and the measured excess over the exact annealed value."""
+    """Figure 4's networks: the theorems' 2/prod a_i, and the measured excess over the exact annealed value.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.verify import VerifySettings
+    >>> small = replace(PROFILES["quick"], dims=(8, 16), channels=8, fc_width=16, pool_input=4, pool_sizes=(1, 2, 4),
+    ...                 outside_nets=8, fig4_dims=(8,), fig4_nets=50)         # a report run in seconds
+    >>> options, settings = MeasureOptions(nets=100, seed=0, device="cpu"), VerifySettings()
+    >>> from initstats.report.experiments import run_figure4
+    >>> f = figure4_theory(run_figure4(small, options, settings).rows, detectable=0.05)
+    >>> f.relation
+    'undecided'
+    >>> "avg: 2/(1·4·4·4) = 1/32, stride: 2/1 = 2 and max: no value" in f.text
+    True
+    """
     first = fig4[fig4["px"] == fig4["px"].min()]
     values = []
     for r in first.itertuples():
@@ -272,7 +376,21 @@ def figure4_theory(fig4: pd.DataFrame, detectable: float) -> Finding:
 
 
 def lemma2(curve: pd.DataFrame, scaling: pd.DataFrame, confidence_z: float, tolerance: float = 0.1) -> Finding:
-    """Lemma 2: where the first-order damage is within ``tolerance`` of the true one, and its growth in d."""
+    """Lemma 2: where the first-order damage is within ``tolerance`` of the true one, and its growth in d.
+
+    Examples
+    --------
+    >>> curve = pd.DataFrame({"px": 32, "eps": [1e-4, 1e-3, 1e-2, 1e-1], "ratio_mean": [0.999, 0.985, 0.88, 0.41],
+    ...                       "ratio_se": 0.002})
+    >>> scaling = pd.DataFrame([{"eps": 1e-3, "verdict": "pass", "estimate": 0.514, "stderr": 0.005, "tolerance": 0.1}])
+    >>> f = lemma2(curve, scaling, confidence_z=2.576)
+    >>> f.relation
+    'agrees'
+    >>> print(f.text.split(". ")[0])
+    At 32 px the first-order damage `eps ||grad L||_1` is within 10 % of a one-step attack's true loss increase (interval of their ratio) for eps up to 0.001
+    >>> lemma2(curve, scaling.assign(verdict="fail"), confidence_z=2.576).relation
+    'disagrees'
+    """
     c = curve.sort_values("eps").reset_index(drop=True)
     lo, hi = c["ratio_mean"] - confidence_z * c["ratio_se"], c["ratio_mean"] + confidence_z * c["ratio_se"]
     inside = (lo >= 1 - tolerance) & (hi <= 1 + tolerance)
