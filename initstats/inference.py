@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["MeanInterval", "mean_interval", "normal_interval", "holm", "z_value", "BOOTSTRAP_RESAMPLES"]
+__all__ = ["MeanInterval", "mean_interval", "normal_interval", "holm", "z_value", "BOOTSTRAP_RESAMPLES",
+           "sample_skewness", "worst_rel_se", "effective_rel_se", "precision_reached", "icc", "PRECISION_CONFIDENCE"]
 
 #: resamples of the studentized bootstrap (an observed t beyond all of them falls back on the normal p-value,
 #: so Holm thresholds below 1/B stay reachable)
@@ -250,3 +251,108 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted
+
+
+# -- the precision of a sample of per-network values ---------------------------------------------
+
+def sample_skewness(values: np.ndarray) -> float:
+    """Sample skewness ``m3 / m2^1.5`` (NaN for fewer than 3 values or no spread).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> round(sample_skewness(rng.pareto(1.8, 400) + 1), 1), sample_skewness([1.0, 2.0])
+    (16.4, nan)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 3:
+        return math.nan
+    c = v - v.mean()
+    m2 = float(np.mean(c * c))
+    return float(np.mean(c ** 3) / m2 ** 1.5) if m2 > 0 else math.nan
+
+
+def worst_rel_se(values: np.ndarray) -> float:
+    """Largest plain relative standard error ``se / |mean|`` over the columns (outputs).
+
+    Examples
+    --------
+    >>> values = np.array([[1.0, 10.0], [3.0, 10.0], [2.0, 10.0]])   # 3 networks, 2 outputs
+    >>> round(worst_rel_se(values), 4)                                # the first column: 0.577 / 2
+    0.2887
+    """
+    mean = values.mean(0)
+    se = values.std(0, ddof=1) / math.sqrt(len(values))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(mean != 0, se / np.abs(mean), np.inf)
+    return float(rel.max())
+
+
+#: confidence of the interval behind the effective relative standard error (verify's default)
+PRECISION_CONFIDENCE = 0.99
+
+
+def effective_rel_se(values: np.ndarray) -> float:
+    """Largest relative half-width, in standard errors, of the calibrated interval over the columns.
+
+    The wider half of :func:`mean_interval` at 99 % divided by 2.576 and by the mean: about the
+    plain ``se / mean`` for light tails, larger where a heavy right tail widens the interval.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> light, heavy = rng.normal(10, 1, size=(400, 1)), rng.pareto(1.8, size=(400, 1)) + 1
+    >>> round(worst_rel_se(light), 4), round(effective_rel_se(light), 4)
+    (0.0046, 0.0049)
+    >>> round(worst_rel_se(heavy), 4), round(effective_rel_se(heavy), 4)
+    (0.0703, 0.178)
+    """
+    z = z_value(PRECISION_CONFIDENCE)
+    worst = 0.0
+    for column in np.asarray(values, dtype=np.float64).T:
+        iv = mean_interval(column, PRECISION_CONFIDENCE, seed=0)
+        if iv.mean == 0 or not math.isfinite(iv.high):
+            return math.inf
+        worst = max(worst, max(iv.half_widths()) / z / abs(iv.mean))
+    return worst
+
+
+def precision_reached(values: np.ndarray, rel_se: float) -> bool:
+    """Whether adaptive sampling may stop: the plain relative SE, then the calibrated one, reach ``rel_se``.
+
+    The cheap plain check comes first; the bootstrap runs only once it passes, so a heavy tail that
+    widens the verdict's interval keeps sampling instead of leaving the claim inconclusive.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> heavy = rng.pareto(1.8, size=(400, 1)) + 1
+    >>> plain = worst_rel_se(heavy)
+    >>> precision_reached(heavy, 1.01 * plain), precision_reached(heavy, 0.25)   # the tail asks for more
+    (False, True)
+    """
+    return worst_rel_se(values) <= rel_se and effective_rel_se(values) <= rel_se
+
+
+def icc(input_mean: np.ndarray, input_ss: np.ndarray, k: int) -> float | None:
+    """One-way ANOVA ICC(1) from per-group means and within-group sums of squares, ``k`` per group.
+
+    ``(MSB - MSW) / (MSB + (k - 1) MSW)`` with ``MSB = k sum (m_i - m)^2 / (n - 1)`` and
+    ``MSW = sum ss_i / (n (k - 1))``; None without two groups of two, or without any variance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = np.array([[1.0, 2.0, 5.0], [3.0, 2.0, 7.0]])    # 2 inputs (rows) x 3 networks
+    >>> means = table.mean(0)
+    >>> round(icc(means, ((table - means) ** 2).sum(0), k=2), 6)    # 7/9
+    0.777778
+    """
+    n = len(input_mean)
+    if n < 2 or k < 2:
+        return None
+    grand = input_mean.mean()
+    msb = k * ((input_mean - grand) ** 2).sum() / (n - 1)
+    msw = input_ss.sum() / (n * (k - 1))
+    denom = msb + (k - 1) * msw
+    return float((msb - msw) / denom) if denom > 0 else None

@@ -282,6 +282,8 @@ class Measurement:
     @property
     def icc(self) -> float | None:
         """One-way ANOVA intraclass correlation of ``||grad f||^2`` between inputs of one network."""
+        from .inference import icc
+
         if self.input_mean is None or self.input_ss is None:
             return None
         return icc(self.input_mean, self.input_ss, self.inputs_per_net)
@@ -294,6 +296,8 @@ class Measurement:
         divided by 2.576 and by the mean: the plain ``se / mean`` where the tail is light, larger
         where a heavy tail widens the interval.  Adaptive sampling stops when it reaches ``rel_se``.
         """
+        from .inference import effective_rel_se
+
         return effective_rel_se(self.per_net["grad_logit_l2_sq"])
 
     @property
@@ -312,6 +316,8 @@ class Measurement:
 
     def skewness(self, statistic: str, output: int = 0) -> float:
         """Sample skewness of the per-network values of a statistic."""
+        from .inference import sample_skewness
+
         return sample_skewness(self._column(statistic, output))
 
     def _groups(self, output: int) -> np.ndarray:
@@ -321,6 +327,8 @@ class Measurement:
 
     def group_skewness(self, output: int = 0) -> np.ndarray:
         """Sample skewness of the per-network group sums."""
+        from .inference import sample_skewness
+
         return np.array([sample_skewness(c) for c in self._groups(output).T])
 
     def group_mean_se(self, output: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -386,73 +394,3 @@ class Measurement:
             input_mean=cat(self.input_mean, other.input_mean), input_ss=cat(self.input_ss, other.input_ss),
             input_names=self.input_names, group_sums=cat(self.group_sums, other.group_sums),
             stopped=other.stopped, rel_se=other.rel_se)
-
-
-def sample_skewness(values: np.ndarray) -> float:
-    """Sample skewness ``m3 / m2^1.5`` (NaN for fewer than 3 values or no spread)."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 3:
-        return math.nan
-    c = v - v.mean()
-    m2 = float(np.mean(c * c))
-    return float(np.mean(c ** 3) / m2 ** 1.5) if m2 > 0 else math.nan
-
-
-def worst_rel_se(values: np.ndarray) -> float:
-    """Largest plain relative standard error ``se / |mean|`` over the columns (outputs)."""
-    mean = values.mean(0)
-    se = values.std(0, ddof=1) / math.sqrt(len(values))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(mean != 0, se / np.abs(mean), np.inf)
-    return float(rel.max())
-
-
-#: confidence of the interval behind the effective relative standard error (verify's default)
-PRECISION_CONFIDENCE = 0.99
-
-
-def effective_rel_se(values: np.ndarray) -> float:
-    """Largest relative half-width, in standard errors, of the calibrated interval over the columns."""
-    from .inference import mean_interval, z_value
-
-    z = z_value(PRECISION_CONFIDENCE)
-    worst = 0.0
-    for column in np.asarray(values, dtype=np.float64).T:
-        iv = mean_interval(column, PRECISION_CONFIDENCE, seed=0)
-        if iv.mean == 0 or not math.isfinite(iv.high):
-            return math.inf
-        worst = max(worst, max(iv.half_widths()) / z / abs(iv.mean))
-    return worst
-
-
-def precision_reached(values: np.ndarray, rel_se: float) -> bool:
-    """Whether adaptive sampling may stop: the plain relative SE, then the calibrated one, reach ``rel_se``.
-
-    The cheap plain check comes first; the bootstrap runs only once it passes, so a heavy tail that
-    widens the verdict's interval keeps sampling instead of leaving the claim inconclusive.
-    """
-    return worst_rel_se(values) <= rel_se and effective_rel_se(values) <= rel_se
-
-
-def icc(input_mean: np.ndarray, input_ss: np.ndarray, k: int) -> float | None:
-    """One-way ANOVA ICC(1) from per-group means and within-group sums of squares, ``k`` per group.
-
-    ``(MSB - MSW) / (MSB + (k - 1) MSW)`` with ``MSB = k sum (m_i - m)^2 / (n - 1)`` and
-    ``MSW = sum ss_i / (n (k - 1))``; None without two groups of two, or without any variance.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> table = np.array([[1.0, 2.0, 5.0], [3.0, 2.0, 7.0]])    # 2 inputs (rows) x 3 networks
-    >>> means = table.mean(0)
-    >>> round(icc(means, ((table - means) ** 2).sum(0), k=2), 6)    # 7/9
-    0.777778
-    """
-    n = len(input_mean)
-    if n < 2 or k < 2:
-        return None
-    grand = input_mean.mean()
-    msb = k * ((input_mean - grand) ** 2).sum() / (n - 1)
-    msw = input_ss.sum() / (n * (k - 1))
-    denom = msb + (k - 1) * msw
-    return float((msb - msw) / denom) if denom > 0 else None

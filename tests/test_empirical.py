@@ -31,7 +31,7 @@ from initstats.empirical.common import chunk_generator, init_gain, resolve_devic
 from initstats.empirical.dagnet import DagEnsemble
 from initstats.empirical.ensemble import ArchEnsemble
 from initstats.empirical.measure import LOGIT_STATISTICS, STATISTICS, MeasureOptions, measure
-from initstats.measurement import effective_rel_se, icc, precision_reached
+from initstats.inference import effective_rel_se, icc, precision_reached
 from initstats.errors import DeviceError, OptionError, SpecFileError
 from initstats.exact import analyse
 from initstats.families import make_arch, with_logit_relu

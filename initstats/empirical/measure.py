@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError
+from ..inference import precision_reached
 from ..measurement import (DEFAULT_REL_SE, LOGIT_STATISTICS, LOSS_STATISTICS, STATISTICS, MeasureOptions,
-                           Measurement, detectable_rel_se, precision_reached)
+                           Measurement, detectable_rel_se)
 from ..spec import Arch
 from .common import freed_memory_kept, strict_numerics
 from .sampling import Chunk, Plan, chunks, plan
