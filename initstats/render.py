@@ -19,8 +19,7 @@ from ._format import show_fraction
 from .exact.results import GraphAnalysis, OutputAnalysis
 
 __all__ = ["show_fraction", "witness_text", "failed_hypotheses", "hypothesis_lines", "exact_summary_frame", "frame_to_markdown", "rich_table", "frame_to_csv",
-           "to_json", "output_groups", "rows_display_frame", "claims_display_frame", "report_markdown",
-           "write_verification"]
+           "to_json", "output_groups", "rows_display_frame", "claims_display_frame", "report_markdown"]
 
 
 def output_groups(analysis: GraphAnalysis) -> list[tuple[list[str], OutputAnalysis]]:
@@ -374,95 +373,3 @@ def exact_json(analyses: Sequence[GraphAnalysis]) -> str:
 def exact_csv(analyses: Sequence[GraphAnalysis]) -> str:
     """What ``initstats graph --format csv`` prints: one row per (size, output, quantity)."""
     return frame_to_csv(pd.concat([a.to_frame() for a in analyses], ignore_index=True))
-
-
-def write_exact(analyses: Sequence[GraphAnalysis], out: str | Path) -> list[Path]:
-    """Write graph.json (:func:`exact_json`), summary.csv (:func:`exact_csv`) and inputs.csv
-    (:func:`exact_inputs_frame`) into ``out``, each file atomically; exact values as ``p/q``."""
-    from .files import write_atomic
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"graph.json": exact_json(analyses), "summary.csv": exact_csv(analyses),
-             "inputs.csv": frame_to_csv(exact_inputs_frame(analyses))}
-    for name, text in files.items():
-        write_atomic(out / name, text)
-    return [out / name for name in files]
-
-
-def write_verification(result, out: str | Path, *, command: str, plot: bool = False) -> list[Path]:
-    """Write rows.csv, claims.csv, verify.json, report.md, the per-coordinate maps (``map_px_32.csv``,
-    ``map_px_32_pool_2.csv``, ``map_graph.csv``)
-    and, with ``plot``, figures into ``out``, each file atomically.
-
-    Tables are written first, so that a failure while plotting loses nothing already computed.
-
-    Examples
-    --------
-    >>> from initstats.empirical.measure import MeasureOptions
-    >>> from initstats.verify import verify_family
-    >>> res = verify_family("fc", [4, 8], family_options={"width": 16, "depth": 1},
-    ...                     options=MeasureOptions(nets=100, seed=0, device="cpu"))
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     written = [p.name for p in write_verification(res, tmp, command="initstats verify fc --dims 4 8")]
-    >>> written
-    ['rows.csv', 'claims.csv', 'verify.json', 'map_px_4.csv', 'map_px_8.csv', 'report.md']
-    """
-    from .files import write_atomic
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in (("rows.csv", frame_to_csv(result.rows)), ("claims.csv", frame_to_csv(result.claims_frame())),
-                       ("verify.json", to_json(result.to_dict()))):
-        write_atomic(out / name, text)
-        written.append(out / name)
-    for stem, m, exact in zip(_map_stems(result), result.measurements, result.analyses):
-        write_atomic(out / f"{stem}.csv", coordinate_map_frame(m, exact).to_csv(index=False))
-        written.append(out / f"{stem}.csv")
-    figures: list[str] = []
-    write_atomic(out / "report.md", report_markdown(result, command=command))
-    written.append(out / "report.md")
-    if plot:
-        figures = _write_figures(result, out)
-        write_atomic(out / "report.md", report_markdown(result, command=command, figures=figures))
-        written += [Path(f) for f in figures]
-    return written
-
-
-def _write_figures(result, out: Path) -> list[str]:
-    from .plots import plot_coordinate_map, plot_scaling, save_figure
-    from .claims import SCALING_LAWS
-
-    paths = []
-    rows = result.rows
-    if "pool" in rows.columns:
-        rows = rows[rows["pool"] == rows["pool"].min()]
-    if rows["d"].nunique() >= 2:
-        fig = plot_scaling(rows, {k: v[0] for k, v in SCALING_LAWS.items()}, title="gradient norms against d")
-        save_figure(fig, out / "scaling.png")
-        paths.append(str(out / "scaling.png"))
-    for stem, m, exact in zip(_map_stems(result), result.measurements, result.analyses):
-        first = exact.outputs[0]
-        if first.grad_sq is None:
-            continue
-        arch_shape = _input_shape(exact, m)
-        fig = plot_coordinate_map(m.coord_mean[0], first.grad_sq.to_numpy(), arch_shape,
-                                  title=f"{exact.name}, d={m.d}: per-coordinate E(df/dx)^2")
-        path = out / f"{stem}.png"
-        save_figure(fig, path)
-        paths.append(str(path))
-    return paths
-
-
-def _map_stems(result) -> list[str]:
-    """File stems of the per-coordinate maps, one per measurement: ``map_px_32``, ``map_px_32_pool_2``."""
-    labels = result.labels or tuple(f"d{m.d}" for m in result.measurements)
-    return ["map_" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label) for label in labels]
-
-
-def _input_shape(exact, m) -> tuple[int, ...]:
-    """The input grid of a compressed analysis, or a flat shape for a DAG."""
-    shape = getattr(exact.outputs[0].walk, "shape", None)
-    return tuple(shape) if shape is not None else (1, m.d)

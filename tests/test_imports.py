@@ -7,8 +7,8 @@ Layers, bottom to top (a module may import its own layer and those below):
 2. ``graph``, ``measurement``
 3. ``exact``, ``families``, ``testing``
 4. ``empirical`` (torch), ``claims``, ``scaling``
-5. ``verify``
-6. ``render``, ``plots``
+5. ``verify``, ``verification``
+6. ``render``, ``plots``, ``saving``
 7. ``report``
 8. ``cli``, ``__main__`` and the package's ``__init__`` (the curated API)
 
@@ -35,8 +35,8 @@ LAYERS: dict[str, int] = {
     "graph": 2, "measurement": 2,
     "exact": 3, "families": 3, "testing": 3,
     "empirical": 4, "claims": 4, "scaling": 4,
-    "verify": 5,
-    "render": 6, "plots": 6,
+    "verify": 5, "verification": 5,
+    "render": 6, "plots": 6, "saving": 6,
     "report": 7,
     "cli": 8, "__main__": 8, "": 8,
 }

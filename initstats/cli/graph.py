@@ -13,7 +13,8 @@ from ..exact.analysis import METHODS
 from ..families import make_arch
 from ..graph.io import read_graph
 from ..render import (exact_csv, exact_json, exact_summary_frame, frame_to_markdown, hypothesis_lines, output_groups,
-                      rich_table, witness_text, write_exact)
+                      rich_table, witness_text)
+from ..saving import write_exact
 from .app import app
 from .common import (FORMATS, NetworkOptions, check_choice, check_out_dir, handle_errors, network_options,
                      write_stdout)

@@ -12,8 +12,8 @@ import typer
 
 from ..errors import OptionError
 from ..graph.io import read_graph
-from ..render import (claims_display_frame, frame_to_csv, report_markdown, rich_table, rows_display_frame, to_json,
-                      write_verification)
+from ..render import claims_display_frame, frame_to_csv, report_markdown, rich_table, rows_display_frame, to_json
+from ..saving import write_verification
 from ..verify import VerifySettings, verify_family, verify_graph
 from .app import app
 from .common import (FORMATS, NetworkOptions, check_choice, check_out_dir, handle_errors, network_options,
