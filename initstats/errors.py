@@ -17,6 +17,7 @@ __all__ = [
     "SpecFileError",
     "OptionError",
     "DeviceError",
+    "ModuleError",
 ]
 
 
@@ -151,4 +152,21 @@ class DeviceError(InitStatsError, RuntimeError):
     Traceback (most recent call last):
         ...
     initstats.errors.DeviceError: device 'npu' is unknown; expected auto, cpu or cuda
+    """
+
+
+class ModuleError(UnsupportedLayerError):
+    """A PyTorch model that cannot be turned into a spec: an operation, a layer option or a
+    structure outside what :func:`initstats.empirical.trace.from_module` maps, or a factory that
+    cannot be loaded.  The message names the fx node, its operation and where the model made it.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from initstats.empirical.trace import from_module
+    >>> try:
+    ...     from_module(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2)))
+    ... except ModuleError as err:
+    ...     print(err)
+    fx node '_1' (call_module 1): module Tanh is not supported; supported: ...
     """

@@ -30,8 +30,8 @@ def cell(v: object) -> str:
 
     Examples
     --------
-    >>> cell(0.123456), cell(3.0), cell(True), cell(None), cell(float("nan"))
-    ('0.1235', '3', 'yes', '–', '–')
+    >>> cell(0.123456), cell(3.0), cell(True), cell(None), cell(float("nan")), cell(float("-inf"))
+    ('0.1235', '3', 'yes', '–', '–', '-inf')
     >>> print(cell("H3 | (S)"))             # escaped for a Markdown table
     H3 \\| (S)
     """
@@ -43,6 +43,8 @@ def cell(v: object) -> str:
         return str(int(v))
     if isinstance(v, (float, np.floating)):
         x = float(v)
+        if not math.isfinite(x):
+            return f"{x:g}"
         if x == int(x) and abs(x) < 1e15:
             return str(int(x))
         return f"{x:.4g}"

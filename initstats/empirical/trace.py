@@ -1,0 +1,448 @@
+"""Any PyTorch model as an :class:`~initstats.spec.Arch`: ``torch.fx`` tracing into the spec both engines read.
+
+:func:`from_module` traces a model symbolically and maps every operation on the path from the
+input to the logits onto the spec's layers, so the exact engine and the Monte Carlo describe the
+same network as the model:
+
+==========================================  ==================================================
+torch                                       spec
+==========================================  ==================================================
+``Conv1d`` / ``Conv2d`` (``groups=1``;      :class:`~initstats.spec.Conv` with the same kernel,
+zeros, circular or reflect padding)         stride, dilation and padding
+``Linear``                                  :class:`~initstats.spec.Dense` (flattens its input)
+``ReLU``, ``F.relu``, ``torch.relu``,       the ``activation`` of the layer before it
+``.relu()`` (in place or not)
+``AvgPool1d/2d`` (no padding)               :class:`~initstats.spec.AvgPool`
+``AdaptiveAvgPool1d/2d``, ``.mean`` over    a global or windowed ``AvgPool`` (the output size
+every spatial axis                          must divide the input size)
+``MaxPool1d/2d`` (no padding),              :class:`~initstats.spec.MaxPool` (outside (H))
+``AdaptiveMaxPool1d/2d(1)``
+``BatchNorm1d/2d`` in training mode         ``batchnorm=True`` on the layer before it (outside (H))
+``x + f(x)``                                :class:`~initstats.spec.Residual` with body ``f``
+``flatten``, ``view``/``reshape`` to        nothing (a dense layer flattens)
+``(batch, -1)``, ``Dropout``, ``Identity``
+==========================================  ==================================================
+
+Biases are ignored: initstats draws networks with zero biases (He initialisation of the weights,
+variance ``gain / fan_in``).  Anything else (another nonlinearity, ``cat``, a shortcut that is not
+the identity, grouped convolutions, BatchNorm in evaluation mode, a ReLU after a residual sum)
+raises :class:`~initstats.errors.ModuleError` naming the fx node, its operation and where the
+model created it, so nothing is silently approximated.  After the mapping, the model and the spec
+are evaluated with the same weights on the same input (float64) and must agree
+(:func:`check_translation`).
+
+Assumptions: the model maps a batch of inputs of shape ``(batch, *input_shape)`` to logits of
+shape ``(batch, K)``; ``input_shape`` is ``(channels, length)`` or ``(channels, height, width)``
+for convolutional models (read from the first layer unless given) and ``(features,)`` for MLPs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from ..errors import ModuleError
+from ..spec import Arch, AvgPool, Conv, Dense, Layer, MaxPool, Residual
+
+__all__ = ["from_module", "input_shape_of", "check_translation"]
+
+_PADDING_MODES = {"zeros": "zero", "circular": "circular", "reflect": "reflect"}
+_RELU = (F.relu, torch.relu, torch.relu_)
+_FLATTEN = (torch.flatten,)
+_SKIP_MODULES = (nn.Dropout, nn.Identity, nn.Dropout1d, nn.Dropout2d)
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A tensor of the traced model: the spec layers that produce it from the input, and their fx nodes."""
+
+    layers: tuple[Layer, ...]
+    nodes: tuple[str, ...]
+    shape: tuple[int, ...]  # without the batch axis
+    weights: tuple = ()  # per layer: the module path of its weights, None, or a residual body's tuple
+
+
+def input_shape_of(module: nn.Module) -> tuple[int, ...]:
+    """``(channels, px, px)``, ``(channels, px)`` or ``(features,)`` from the model's first layer,
+    with the spatial sizes left as ``-1`` (filled in by :func:`from_module` from ``px``).
+
+    Examples
+    --------
+    >>> input_shape_of(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
+    (3, -1, -1)
+    >>> input_shape_of(nn.Sequential(nn.Flatten(), nn.Linear(20, 4)))
+    (20,)
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            return (m.in_channels, -1, -1)
+        if isinstance(m, nn.Conv1d):
+            return (m.in_channels, -1)
+        if isinstance(m, nn.Linear):
+            return (m.in_features,)
+    raise ModuleError(f"{type(module).__name__}: no Conv1d, Conv2d or Linear layer to read the input shape from; "
+                      "give the input shape (--input-shape C,H,W or C,L)")
+
+
+def _where(node: torch.fx.Node) -> str:
+    """Where the model created a node: its module path or the source line fx recorded."""
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    trace = node.stack_trace.strip().splitlines()[-2].strip() if node.stack_trace else ""
+    return f"fx node {node.name!r} ({node.op} {target})" + (f" at {trace}" if trace else "")
+
+
+def _fail(node: torch.fx.Node, why: str, hint: str = "") -> ModuleError:
+    return ModuleError(f"{_where(node)}: {why}" + (f"; {hint}" if hint else ""))
+
+
+def _pair(v, rank: int = 1) -> tuple[int, ...]:
+    """A per-axis tuple: a tuple as it is, a scalar repeated ``rank`` times."""
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * rank
+
+
+def _conv_layer(node: torch.fx.Node, m: nn.Conv1d | nn.Conv2d, shape: tuple[int, ...]) -> Conv:
+    if m.groups != 1:
+        raise _fail(node, f"grouped convolution (groups={m.groups}) is not supported", "use groups=1")
+    if m.padding_mode not in _PADDING_MODES:
+        raise _fail(node, f"padding_mode={m.padding_mode!r} is not supported",
+                    "use 'zeros', 'circular' or 'reflect'")
+    if m.in_channels != shape[0]:
+        raise _fail(node, f"in_channels={m.in_channels} but the input has {shape[0]} channels")
+    rank = len(shape) - 1
+    kernel, stride, dilation = _pair(m.kernel_size, rank), _pair(m.stride, rank), _pair(m.dilation, rank)
+    if m.padding == "valid":
+        pad: tuple[int, ...] = (0,) * len(kernel)
+    elif m.padding == "same":
+        if any(d * (k - 1) % 2 for k, d in zip(kernel, dilation)):
+            raise _fail(node, "padding='same' with an even extent pads one side more than the other",
+                        "use an odd kernel or explicit padding")
+        pad = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+    else:
+        pad = _pair(m.padding, rank)
+    return Conv(m.out_channels, kernel, stride, dilation, padding=_PADDING_MODES[m.padding_mode], pad=pad,
+                activation=None)
+
+
+def _pool_layer(node: torch.fx.Node, m: nn.Module, shape: tuple[int, ...]) -> Layer:
+    if isinstance(m, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
+        if any(o != 1 for o in _pair(m.output_size, len(shape) - 1)):
+            raise _fail(node, "adaptive max pooling is supported only to size 1 (a global max pool)")
+        return MaxPool(None)
+    if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        rank = len(shape) - 1
+        out = tuple(shape[1 + a] if o is None else o for a, o in enumerate(_pair(m.output_size, rank)))
+        if all(o == 1 for o in out):
+            return AvgPool(None)
+        if any(n % o for n, o in zip(shape[1:], out)):
+            raise _fail(node, f"adaptive average pooling from {shape[1:]} to {out} uses windows of different "
+                              "sizes", "use input sizes that the output size divides")
+        k = tuple(n // o for n, o in zip(shape[1:], out))
+        return AvgPool(k, k)
+    cls = AvgPool if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d)) else MaxPool
+    rank = len(shape) - 1
+    if any(_pair(m.padding, rank)) or m.ceil_mode:  # type: ignore[attr-defined]
+        raise _fail(node, "pooling with padding or ceil_mode is not supported", "use padding=0, ceil_mode=False")
+    if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)) and any(d != 1 for d in _pair(m.dilation, rank)):
+        raise _fail(node, "dilated max pooling is not supported")
+    kernel = _pair(m.kernel_size, rank)  # type: ignore[attr-defined]
+    stride = _pair(m.stride, rank) if m.stride is not None else kernel  # type: ignore[attr-defined]
+    return cls(kernel, stride)
+
+
+def _shape_after(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return Arch(shape, (layer, Dense(1, activation=None))).stages[-2].shape
+
+
+class _Translator:
+    def __init__(self, gm: torch.fx.GraphModule) -> None:
+        self.gm = gm
+        self.modules = dict(gm.named_modules())
+        self.values: dict[torch.fx.Node, _Value] = {}
+        self.used: set[str] = set()
+
+    def value(self, node: torch.fx.Node, arg) -> _Value:
+        if not isinstance(arg, torch.fx.Node) or arg not in self.values:
+            raise _fail(node, "an input of this operation is not a tensor derived from the model's input")
+        return self.values[arg]
+
+    def append(self, node: torch.fx.Node, v: _Value, layer: Layer, weights: str | None = None) -> _Value:
+        if weights is not None:
+            if weights in self.used:
+                raise _fail(node, f"module {weights!r} is applied more than once (its weights are shared)",
+                            "initstats draws every layer's weights independently; define one module per use")
+            self.used.add(weights)
+        return _Value(v.layers + (layer,), v.nodes + (node.name,), _shape_after(layer, v.shape),
+                      v.weights + (weights,))
+
+    def relu(self, node: torch.fx.Node, v: _Value) -> _Value:
+        last = v.layers[-1] if v.layers else None
+        if isinstance(last, (Conv, Dense)) and last.activation is None:
+            relu = copy.copy(last)
+            object.__setattr__(relu, "activation", "relu")
+            return _Value(v.layers[:-1] + (relu,), v.nodes, v.shape, v.weights)
+        what = ("the input" if last is None else f"a {type(last).__name__} layer that already has one"
+                if isinstance(last, (Conv, Dense)) else f"a {type(last).__name__} layer")
+        raise _fail(node, f"a ReLU after {what} cannot be represented",
+                    "a ReLU must follow a convolution or linear layer (not a residual sum, pool or another ReLU)")
+
+    def batchnorm(self, node: torch.fx.Node, m: nn.Module, v: _Value) -> _Value:
+        if not m.training:
+            raise _fail(node, "BatchNorm in evaluation mode (an affine map at initialisation) is not supported yet",
+                        "trace the model in training mode (BatchNorm then is outside (H), measured only)")
+        last = v.layers[-1] if v.layers else None
+        if not isinstance(last, (Conv, Dense)) or last.activation is not None or last.batchnorm:
+            raise _fail(node, "BatchNorm is supported only directly after a convolution or linear layer")
+        bn = copy.copy(last)
+        object.__setattr__(bn, "batchnorm", True)
+        return _Value(v.layers[:-1] + (bn,), v.nodes, v.shape, v.weights)
+
+    def add(self, node: torch.fx.Node) -> _Value:
+        a, b = (self.value(node, x) for x in node.args[:2])
+        short, long = (a, b) if len(a.nodes) <= len(b.nodes) else (b, a)
+        if long.nodes[:len(short.nodes)] != short.nodes or len(long.nodes) == len(short.nodes):
+            raise _fail(node, "a sum whose terms are not x and f(x) (a shortcut that is not the identity, or two "
+                              "branches) is not supported", "use identity shortcuts x + f(x)")
+        body = long.layers[len(short.layers):]
+        if long.shape != short.shape:
+            raise _fail(node, f"the residual body maps shape {short.shape} to {long.shape}")
+        return _Value(short.layers + (Residual(body),), long.nodes + (node.name,), short.shape,
+                      short.weights + (long.weights[len(short.weights):],))
+
+    def module(self, node: torch.fx.Node) -> _Value:
+        m = self.modules[node.target]  # type: ignore[index]
+        v = self.value(node, node.args[0])
+        if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+            return self.append(node, v, _conv_layer(node, m, v.shape), str(node.target))
+        if isinstance(m, nn.Linear):
+            if m.in_features != math.prod(v.shape):
+                raise _fail(node, f"in_features={m.in_features} but its input has {math.prod(v.shape)} values "
+                                  f"(shape {v.shape})", "check --input-shape or the model's sizes")
+            return self.append(node, v, Dense(m.out_features, activation=None), str(node.target))
+        if isinstance(m, nn.ReLU):
+            return self.relu(node, v)
+        if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveAvgPool1d,
+                          nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
+            return self.append(node, v, _pool_layer(node, m, v.shape))
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return self.batchnorm(node, m, v)
+        if isinstance(m, nn.Flatten):
+            return _Value(v.layers, v.nodes, (math.prod(v.shape),), v.weights)
+        if isinstance(m, _SKIP_MODULES):
+            return v
+        raise _fail(node, f"module {type(m).__name__} is not supported",
+                    "supported: Conv1d/2d, Linear, ReLU, AvgPool, AdaptiveAvgPool, MaxPool, BatchNorm (training mode), "
+                    "Flatten, Dropout, Identity and x + f(x)")
+
+    def function(self, node: torch.fx.Node, out_shape: tuple[int, ...] | None) -> _Value:
+        fn = node.target
+        if node.op == "call_method":
+            name = fn
+            v = self.value(node, node.args[0])
+        else:
+            name = getattr(fn, "__name__", str(fn))
+            if fn in (operator.add, torch.add) or name == "add":
+                return self.add(node)
+            v = self.value(node, node.args[0])
+        if fn in _RELU or name in ("relu", "relu_"):
+            return self.relu(node, v)
+        if name in ("add", "add_", "__add__", "__iadd__") or fn is operator.iadd:
+            return self.add(node)
+        if fn in _FLATTEN or name in ("flatten", "view", "reshape"):
+            if out_shape is None or out_shape != (math.prod(v.shape),):
+                raise _fail(node, f"a reshape to {out_shape} (other than flattening to (batch, -1)) is not supported")
+            return _Value(v.layers, v.nodes, out_shape, v.weights)
+        if name in ("dropout", "contiguous", "clone"):
+            return v
+        if name == "mean" or fn is torch.mean:
+            dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+            dims = tuple(d % (len(v.shape) + 1) for d in _pair(dims)) if dims is not None else ()
+            if len(v.shape) < 2 or set(dims) != set(range(2, len(v.shape) + 1)):
+                raise _fail(node, f"mean over dims {dims} is not a mean over every spatial axis")
+            pooled = self.append(node, v, AvgPool(None))
+            keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+            return pooled if keep else _Value(pooled.layers, pooled.nodes, (v.shape[0],), pooled.weights)
+        raise _fail(node, f"operation {name!r} is not supported",
+                    "supported: relu, +, flatten/view to (batch, -1), mean over the spatial axes, dropout")
+
+    def run(self) -> _Value:
+        result = None
+        for node in self.gm.graph.nodes:
+            meta = node.meta.get("tensor_meta")
+            out_shape = tuple(meta.shape[1:]) if meta is not None and hasattr(meta, "shape") else None
+            if node.op == "placeholder":
+                if self.values:
+                    raise _fail(node, "the model takes more than one input")
+                self.values[node] = _Value((), (), out_shape)  # type: ignore[arg-type]
+            elif node.op == "call_module":
+                self.values[node] = self.module(node)
+            elif node.op in ("call_function", "call_method"):
+                if not any(isinstance(a, torch.fx.Node) and a in self.values for a in node.args):
+                    continue  # arithmetic on sizes (x.size(0)) and constants
+                self.values[node] = self.function(node, out_shape)
+            elif node.op == "output":
+                arg = node.args[0]
+                if not isinstance(arg, torch.fx.Node):
+                    raise _fail(node, "the model returns several values; it must return the logits")
+                result = self.value(node, arg)
+            elif node.op == "get_attr":
+                raise _fail(node, "the model reads a parameter or buffer outside a supported layer")
+            if node in self.values and out_shape is not None and self.values[node].shape != out_shape:
+                raise _fail(node, f"the translation gives shape {self.values[node].shape} where the model has "
+                                  f"{out_shape}")
+        assert result is not None
+        return result
+
+
+def from_module(module: nn.Module, input_shape: tuple[int, ...] | None = None, *, px: int | None = None,
+                name: str | None = None, check: bool = True) -> Arch:
+    """The :class:`~initstats.spec.Arch` of a PyTorch model (see the module docstring).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Maps ``(batch, *input_shape)`` to logits ``(batch, K)``.
+    input_shape : tuple of int, optional
+        Without the batch axis; default from the first layer (:func:`input_shape_of`) with spatial
+        sizes ``px``.
+    px : int, optional
+        The spatial size, for a convolutional model whose input shape is read from its first layer.
+    name : str, optional
+        The architecture's name (default: the model's class name).
+    check : bool
+        Evaluate the model and the spec with the same weights and compare (:func:`check_translation`).
+
+    Examples
+    --------
+    >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+    ...                       nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+    >>> arch = from_module(model, px=8)
+    >>> [(s.name, s.kind, s.shape) for s in arch.stages]
+    [('x', 'input', (3, 8, 8)), ('conv1', 'relu', (4, 8, 8)), ('avgpool2', 'avgpool', (4, 4, 4)), ('logits', 'linear', (10,))]
+    """
+    if not isinstance(module, nn.Module):
+        raise ModuleError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    shape = tuple(input_shape) if input_shape is not None else input_shape_of(module)
+    if any(s == -1 for s in shape):
+        if px is None:
+            raise ModuleError(f"{type(module).__name__} is convolutional: give px (the input size) or input_shape")
+        shape = tuple(px if s == -1 else s for s in shape)
+    if not 1 <= len(shape) <= 3 or any(not isinstance(s, int) or s < 1 for s in shape):
+        raise ModuleError(f"input_shape={shape!r} is invalid; expected (C,), (C, L) or (C, H, W) positive integers")
+    try:
+        gm = torch.fx.symbolic_trace(module)
+    except Exception as err:  # fx raises many kinds (TraceError, TypeError, NotImplementedError)
+        raise ModuleError(f"torch.fx cannot trace {type(module).__name__}: {type(err).__name__}: {err}; "
+                          "data-dependent control flow in forward() cannot be traced") from None
+    try:
+        ShapeProp(gm).propagate(torch.zeros(2, *shape))
+    except Exception as err:
+        raise ModuleError(f"{type(module).__name__} fails on inputs of shape (batch, {', '.join(map(str, shape))}): "
+                          f"{type(err).__name__}: {err}; check --input-shape or the input size") from None
+    out = _Translator(gm).run()
+    if not out.layers or not isinstance(out.layers[-1], Dense) or out.layers[-1].activation is not None:
+        raise ModuleError(f"{type(module).__name__}: the logits must come from a Linear layer without activation, "
+                          f"got {type(out.layers[-1]).__name__ if out.layers else 'the input itself'}")
+    arch = Arch(shape, out.layers, name=name or type(module).__name__)
+    if check:
+        check_translation(module, arch, _flatten(out.weights))
+    return arch
+
+
+def _flatten(weights: tuple) -> list[str | None]:
+    """Module paths in the stages' order (a residual body's layers in place, then its sum)."""
+    out: list[str | None] = []
+    for w in weights:
+        if isinstance(w, tuple):
+            out.extend(_flatten(w))
+            out.append(None)
+        else:
+            out.append(w)
+    return out
+
+
+def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], *, tol: float = 1e-9) -> None:
+    """Evaluate ``module`` (biases zeroed, evaluation mode, float64) and the spec with the same weights.
+
+    ``weights`` names, per stage after the input, the module whose weight the stage uses (None for
+    weightless stages).  Raises :class:`ModuleError` when the logits differ.  Skipped when the
+    spec has BatchNorm, whose batch statistics the ensemble computes per network.
+
+    Examples
+    --------
+    >>> model = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3))
+    >>> arch = from_module(model, check=False)
+    >>> check_translation(model, arch, ["0", "2", "4"])        # the spec computes what the model does
+    >>> check_translation(model, arch, ["2", "0", "4"])        # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    initstats.errors.ModuleError: Sequential: its translation into a spec disagrees with the model ...
+    """
+    from .ensemble import ArchEnsemble
+
+    if "batchnorm" in arch.node_kinds:
+        return
+    model = copy.deepcopy(module).double().eval()  # dropout is the identity at evaluation, as in the spec
+    mods = dict(model.named_modules())
+    for m in model.modules():
+        if isinstance(getattr(m, "bias", None), torch.Tensor):
+            with torch.no_grad():
+                m.bias.zero_()
+    ens = ArchEnsemble(arch, 1, dtype=torch.float64)
+    with torch.no_grad():
+        for s, path in zip(arch.stages[1:], weights):
+            if s.index in ens.weights:
+                w, target = mods[path].weight, ens.weights[s.index]  # type: ignore[index, union-attr]
+                if w.numel() != target.numel():
+                    raise ModuleError(f"{type(module).__name__}: module {path!r} has {w.numel()} weights where the "
+                                      f"spec's stage {s.name} has {target.numel()}")
+                target.copy_((w.t() if s.is_dense else w).reshape(target.shape))
+        x = torch.randn(3, *arch.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        want = model(x)
+        got = ens(x.unsqueeze(1))[:, 0]
+    if want.shape != got.shape:
+        raise ModuleError(f"{type(module).__name__} returns shape {tuple(want.shape)}, expected (batch, "
+                          f"{arch.num_classes}) logits")
+    err = float((want - got).abs().max())
+    scale = float(want.abs().max())
+    if not err <= tol * max(1.0, scale):
+        raise ModuleError(f"{type(module).__name__}: its translation into a spec disagrees with the model "
+                          f"(max |difference| {err:.3g} on logits of size {scale:.3g}); the model computes "
+                          "something the translation does not see")
+
+
+def load_factory(source: str) -> Callable[..., nn.Module]:
+    """``SRC:FACTORY`` → the factory: SRC an importable module (``pkg.models``) or a ``.py`` path."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    if ":" not in source:
+        raise ModuleError(f"--module {source!r}: expected SRC:FACTORY, e.g. mypkg.models:resnet18 or models.py:Net")
+    src, _, attr = source.rpartition(":")
+    try:
+        if src.endswith(".py") or "/" in src:
+            path = Path(src)
+            if not path.is_file():
+                raise ModuleError(f"--module {source!r}: no file {src!r}")
+            spec = importlib.util.spec_from_file_location(f"_initstats_user_{path.stem}", path)
+            mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        else:
+            mod = importlib.import_module(src)
+    except ModuleError:
+        raise
+    except Exception as err:
+        raise ModuleError(f"--module {source!r}: cannot import {src!r}: {type(err).__name__}: {err}") from None
+    factory = getattr(mod, attr, None)
+    if factory is None or not callable(factory):
+        raise ModuleError(f"--module {source!r}: {src!r} has no callable {attr!r}")
+    return factory
