@@ -285,7 +285,7 @@ class _Translator:
             elif node.op == "call_module":
                 self.values[node] = self.module(node)
             elif node.op in ("call_function", "call_method"):
-                if not any(isinstance(a, torch.fx.Node) and a in self.values for a in node.args):
+                if not any(a in self.values for a in node.all_input_nodes):
                     continue  # arithmetic on sizes (x.size(0)) and constants
                 self.values[node] = self.function(node, out_shape)
             elif node.op == "output":
@@ -342,11 +342,14 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...] | None = None, *
     except Exception as err:  # fx raises many kinds (TraceError, TypeError, NotImplementedError)
         raise ModuleError(f"torch.fx cannot trace {type(module).__name__}: {type(err).__name__}: {err}; "
                           "data-dependent control flow in forward() cannot be traced") from None
+    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
     try:
-        ShapeProp(gm).propagate(torch.zeros(2, *shape))
+        ShapeProp(gm).propagate(torch.zeros(2, *shape, dtype=dtype))
     except Exception as err:
+        cause = err.__cause__ or err  # ShapeProp wraps the model's own error
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         raise ModuleError(f"{type(module).__name__} fails on inputs of shape (batch, {', '.join(map(str, shape))}): "
-                          f"{type(err).__name__}: {err}; check --input-shape or the input size") from None
+                          f"{type(cause).__name__}: {first}; check --input-shape or the input size") from None
     out = _Translator(gm).run()
     if not out.layers or not isinstance(out.layers[-1], Dense) or out.layers[-1].activation is not None:
         raise ModuleError(f"{type(module).__name__}: the logits must come from a Linear layer without activation, "

@@ -1,0 +1,176 @@
+"""Models written in plain torch, as a user would: for the ``--module`` tests and the CLI examples.
+
+``initstats graph --module tests/models.py:conv1d_net --dims 16,32`` reads these factories.  A
+factory with a ``px`` argument is called once per input size; one without serves every size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from initstats.spec import Arch, AvgPool, Conv, Dense, MaxPool, Residual
+
+
+def mlp() -> nn.Module:
+    """Two hidden ReLU layers on 20 features, with dropout (the identity at evaluation)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(20, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 32),
+                         nn.ReLU(inplace=True), nn.Linear(32, 5))
+
+
+class Conv1dNet(nn.Module):
+    """A 1-D conv net: circular 5-tap convolutions, functional ReLU, a mean over the length."""
+
+    def __init__(self, channels: int = 6) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(2, channels, 5, padding=2, padding_mode="circular")
+        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1, padding_mode="circular", bias=False)
+        self.fc = nn.Linear(channels, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv1(x))
+        x = torch.relu(self.conv2(x))
+        return self.fc(x.mean(dim=-1))
+
+
+def conv1d_net() -> nn.Module:
+    return Conv1dNet()
+
+
+class BasicBlock(nn.Module):
+    """``x + conv(relu(conv(x)))``: an identity shortcut, no ReLU after the sum."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode="circular")
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, padding_mode="circular")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.conv1(x).relu())
+
+
+class ResidualNet(nn.Module):
+    """A stem, two identity-shortcut blocks, adaptive average pooling and a dense head."""
+
+    def __init__(self, channels: int = 4, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 3, padding=1, padding_mode="circular")
+        self.blocks = nn.Sequential(BasicBlock(channels), BasicBlock(channels))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x))
+        x = self.blocks(x)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def residual_net() -> nn.Module:
+    return ResidualNet()
+
+
+def vgg_like(px: int) -> nn.Module:
+    """Conv-ReLU pairs with 2x2 max pooling (outside (H)): a factory that takes the input size."""
+    c = 4
+    return nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(c * (px // 4) ** 2, 10))
+
+
+class ProjectionBlock(nn.Module):
+    """A ResNet downsampling block: the shortcut is a strided 1x1 convolution, not the identity."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride=2)
+        self.fc = nn.Linear(c_out, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.conv1(x))) + self.shortcut(x)
+        return self.fc(F.relu(h).mean((2, 3)))
+
+
+def projection_block() -> nn.Module:
+    return ProjectionBlock(3, 8)
+
+
+class _Layers(nn.Module):
+    """An Arch's layers as torch modules (a residual block adds its input to its body's output)."""
+
+    def __init__(self, arch: Arch) -> None:
+        super().__init__()
+        self.body = self._build(arch.layers, arch.input_shape[0], len(arch.input_shape) - 1)
+
+    @classmethod
+    def _build(cls, layers, channels: int, rank: int) -> nn.ModuleList:
+        mods = nn.ModuleList()
+        for layer in layers:
+            if isinstance(layer, Conv):
+                conv = (nn.Conv1d if rank == 1 else nn.Conv2d)(
+                    channels, layer.out_channels, layer.kernel, layer.stride,
+                    padding=layer.pad if layer.pad is not None else _same(layer), dilation=layer.dilation,
+                    padding_mode={"zero": "zeros", "circular": "circular", "reflect": "reflect"}[layer.padding])
+                mods.append(nn.Sequential(conv, nn.ReLU()) if layer.activation == "relu" else conv)
+                channels = layer.out_channels
+            elif isinstance(layer, Dense):
+                dense = nn.Sequential(nn.Flatten(), nn.LazyLinear(layer.out_features))
+                mods.append(nn.Sequential(dense, nn.ReLU()) if layer.activation == "relu" else dense)
+                rank = 0
+            elif isinstance(layer, (AvgPool, MaxPool)):
+                mods.append(_Pool(layer, rank))
+            elif isinstance(layer, Residual):
+                mods.append(_Residual(cls._build(layer.body, channels, rank)))
+        return mods
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.body:
+            x = m(x)
+        return x
+
+
+def _same(layer: Conv):
+    """The spec's default padding ``dilation * (kernel - 1) // 2``, per axis."""
+    if isinstance(layer.kernel, int) and isinstance(layer.dilation, int):
+        return layer.dilation * (layer.kernel - 1) // 2
+    rank = len(layer.kernel) if isinstance(layer.kernel, tuple) else len(layer.dilation)  # type: ignore[arg-type]
+    k = layer.kernel if isinstance(layer.kernel, tuple) else (layer.kernel,) * rank
+    d = layer.dilation if isinstance(layer.dilation, tuple) else (layer.dilation,) * rank
+    return tuple(di * (ki - 1) // 2 for ki, di in zip(k, d))
+
+
+class _Pool(nn.Module):
+    def __init__(self, layer, rank: int) -> None:
+        super().__init__()
+        adaptive = nn.AdaptiveAvgPool1d if rank == 1 else nn.AdaptiveAvgPool2d
+        avg, mx = (nn.AvgPool1d, nn.MaxPool1d) if rank == 1 else (nn.AvgPool2d, nn.MaxPool2d)
+        if layer.kernel is None:
+            self.pool = adaptive(1) if isinstance(layer, AvgPool) else (nn.AdaptiveMaxPool1d(1) if rank == 1
+                                                                        else nn.AdaptiveMaxPool2d(1))
+        else:
+            self.pool = (avg if isinstance(layer, AvgPool) else mx)(layer.kernel, layer.stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x)
+
+
+class _Residual(nn.Module):
+    def __init__(self, body: nn.ModuleList) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for m in self.body:
+            h = m(h)
+        return x + h
+
+
+def module_of(arch: Arch) -> nn.Module:
+    """A torch model computing ``arch`` (lazy dense layers materialised on a first call)."""
+    model = _Layers(arch)
+    with torch.no_grad():
+        model(torch.zeros(1, *arch.input_shape))
+    return model
