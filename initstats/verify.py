@@ -40,7 +40,7 @@ from .scaling import ScalingPoint, scaling_claims
 from .spec import Arch
 from .verification import Verification, VerifySettings
 
-__all__ = ["VerifySettings", "Verification", "verify_family", "verify_graph", "border_rings"]
+__all__ = ["VerifySettings", "Verification", "verify_family", "verify_archs", "verify_graph", "border_rings"]
 
 
 
@@ -243,7 +243,7 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
     >>> res.verdict in ("pass", "inconclusive"), res.failed      # 200 networks decide little, but nothing fails
     (True, False)
     """
-    from .empirical.measure import MeasureOptions, measure
+    from .empirical.measure import MeasureOptions
 
     opt = options or MeasureOptions()
     settings = settings or VerifySettings()
@@ -251,21 +251,57 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
         raise OptionError("give at least one input size, e.g. dims=[32, 64]")
     if len(set(dims)) != len(dims) or len(set(pools)) != len(pools):
         raise OptionError(f"dims {list(dims)} and pools {list(pools)} must not repeat values")
-    var_scale = Fraction(1) if opt.init == "he" else Fraction(1, 2)
-    rows, claims, measurements, analyses, run_labels, warnings = [], [], [], [], [], []
-    points: dict[int, list[ScalingPoint]] = {}
     grid: list[tuple[int, int, Arch]] = []
     for px in dims:
         base = make_arch(name, px, **(family_options or {}))
         for a in pools:
             arch = with_avgpool(base, a)
             grid.append((px, a, with_logit_relu(arch) if literal_h1 else arch))
+    return _verify_grid(grid, list(dims), list(pools), opt, settings, progress)
+
+
+def verify_archs(archs: Sequence[Arch], *, options=None, settings: VerifySettings | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> Verification:
+    """Verify the claims on given specs, one per input size: a user model's, say.
+
+    Sizes are the specs' ``px`` (``d`` for specs without spatial axes); two or more add the
+    scaling claims.  Claims, rows and verdicts are those of :func:`verify_family`.
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.empirical.modules import module_archs
+    >>> res = verify_archs(module_archs("tests/models.py:vgg_like", [8, 16]),
+    ...                    options=MeasureOptions(nets=100, seed=0, device="cpu"))
+    >>> res.labels, sorted({c.kind for c in res.claims}), res.verdict      # max pooling: measured only
+    (('px=8', 'px=16'), ['not-covered'], 'not-covered')
+    """
+    from .empirical.measure import MeasureOptions
+
+    if not archs:
+        raise OptionError("give at least one spec")
+    sizes = [a.px if a.px is not None else a.d for a in archs]
+    if len(set(sizes)) != len(sizes):
+        raise OptionError(f"the specs' input sizes {sizes} must not repeat")
+    grid = [(size, 1, arch) for size, arch in zip(sizes, archs)]
+    return _verify_grid(grid, sizes, [1], options or MeasureOptions(), settings or VerifySettings(), progress,
+                        size_name="px" if all(a.px is not None for a in archs) else "d")
+
+
+def _verify_grid(grid: list[tuple[int, int, Arch]], dims: list[int], pools: list[int], opt, settings: VerifySettings,
+                 progress: Callable[[str, int, int], None] | None, size_name: str = "px") -> Verification:
+    """Measure, predict and test every ``(size, pool, spec)`` of ``grid``; then the claims across sizes."""
+    from .empirical.measure import measure
+
+    var_scale = Fraction(1) if opt.init == "he" else Fraction(1, 2)
+    rows, claims, measurements, analyses, run_labels, warnings = [], [], [], [], [], []
+    points: dict[int, list[ScalingPoint]] = {}
     budget = _Budget(opt.max_time, len(grid))
     for px, a, arch in grid:
         exact = analyse(arch, var_scale=var_scale)
         out = exact.outputs[0]
         groups, labels = border_rings(arch.input_shape)
-        label = f"px={px}" + (f",pool={a}" if len(pools) > 1 else "")
+        label = f"{size_name}={px}" + (f",pool={a}" if len(pools) > 1 else "")
         cb = (lambda done, total, _l=label: progress(_l, done, total)) if progress else None
         m = measure(arch, budget.options(opt), progress=cb, coord_groups=groups)
         budget.spent(m.seconds)
@@ -273,7 +309,7 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
                                       pool=a if len(pools) > 1 else None)
         claims += new
         warnings += _precision_warnings(label, m)
-        rows.append(_measure_rows(m, px, a if len(pools) > 1 else None,
+        rows.append(_measure_rows(m, arch.px, a if len(pools) > 1 else None,
                                   None if out.grad_sq_total is None else float(out.grad_sq_total)))
         points.setdefault(a, []).append(ScalingPoint(d=m.d, measurement=m, grad_sq=ci, kind=claim_kind(out),
                                                      exact_map=None if out.grad_sq is None else out.grad_sq.to_numpy()))

@@ -87,6 +87,14 @@ class NetworkOptions:
     dims: Annotated[Optional[str], typer.Option("--dims", help="Input sizes in pixels, comma-separated "
                                                                "(e.g. 32,64,128,256).")] = None
     spec: Annotated[Optional[Path], typer.Option("--spec", help="A node-link JSON file describing the DAG.")] = None
+    module: Annotated[Optional[str], typer.Option("--module", help="A PyTorch model: SRC:FACTORY, SRC an importable "
+                                                                   "module (pkg.models) or a .py file, FACTORY a class "
+                                                                   "or function returning an nn.Module (called with "
+                                                                   "px=... per size if it takes px).")] = None
+    input_shape: Annotated[Optional[str], typer.Option("--input-shape", help="With --module: the input shape "
+                                                                             "without the batch axis, C,H,W or C,L "
+                                                                             "or F (default: from the first layer "
+                                                                             "and --dims).")] = None
     channels: Annotated[Optional[int], typer.Option("--channels", help="Channels per conv layer (cnn, cnn-avgpool, "
                                                                        "resnet; default 16, a CPU width; 64 is the "
                                                                        "paper's).")] = None
@@ -102,12 +110,27 @@ class NetworkOptions:
     blocks: Annotated[Optional[int], typer.Option("--blocks", help="Residual blocks (resnet).")] = None
 
     def family(self) -> dict[str, object]:
-        """The family options (all but ``arch``, ``dims`` and ``spec``), as ``make_arch`` keywords."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("arch", "dims", "spec")}
+        """The family options (all but the network sources and ``dims``), as ``make_arch`` keywords."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("arch", "dims", "spec", "module", "input_shape")}
 
     def source(self, *, spec_conflicts: dict[str, object] | None = None) -> tuple[Path | None, list[int]]:
-        """``(spec, [])`` or ``(None, pixel sizes)``; see :func:`network_source`."""
+        """``(spec, [])`` or ``(None, pixel sizes)``; see :func:`network_source`.  Not with ``--module``."""
+        if self.input_shape is not None and self.module is None:
+            raise OptionError("--input-shape is for --module (a family's or a spec's input shape is known)")
         return network_source(self.arch, self.dims, self.spec, self.family(), spec_conflicts=spec_conflicts)
+
+    def module_archs(self, *, conflicts: dict[str, object] | None = None) -> list:
+        """With ``--module``: one spec per input size (:func:`initstats.empirical.modules.module_archs`)."""
+        named = {"arch": self.arch, "spec": self.spec, **self.family(), **(conflicts or {})}
+        given = [f"--{k.replace('_', '-')} {v!r}" for k, v in named.items() if v is not None and v is not False]
+        if given:
+            raise OptionError(f"--module describes the whole network; do not combine it with {', '.join(given)}")
+        from ..empirical.modules import module_archs
+
+        dims = parse_int_list(self.dims, "--dims") if self.dims is not None else None
+        shape = tuple(parse_int_list(self.input_shape, "--input-shape")) if self.input_shape is not None else None
+        return module_archs(self.module, dims, input_shape=shape)  # type: ignore[arg-type]
 
 
 def network_options(func: F) -> F:

@@ -35,11 +35,17 @@ def graph_command(
     check_choice("--format", fmt, FORMATS)
     check_out_dir(out)
     check_choice("--method", method, METHODS)
-    spec_file, sizes = network.source()
+    if network.module is not None:
+        analyses = [analyse(arch, method=method) for arch in network.module_archs()]
+        spec_file, sizes = None, []
+    else:
+        spec_file, sizes = network.source()
     if spec_file is not None and method == "compressed":
         raise OptionError("--method compressed is for families (--arch): a node-link --spec is analysed at neuron "
                           "level; use --method auto or neuron")
-    if spec_file is not None:
+    if network.module is not None:
+        pass
+    elif spec_file is not None:
         analyses = [analyse(read_graph(spec_file))]
     else:
         analyses = [analyse(make_arch(network.arch, px, **network.family()), method=method)  # type: ignore[arg-type]

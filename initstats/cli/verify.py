@@ -14,7 +14,7 @@ from ..errors import OptionError
 from ..graph.io import read_graph
 from ..render import claims_display_frame, frame_to_csv, report_markdown, rich_table, rows_display_frame, to_json
 from ..saving import write_verification
-from ..verify import VerifySettings, verify_family, verify_graph
+from ..verify import VerifySettings, verify_archs, verify_family, verify_graph
 from .app import app
 from .common import (FORMATS, NetworkOptions, check_choice, check_out_dir, handle_errors, network_options,
                      parse_int_list, write_stdout)
@@ -73,14 +73,20 @@ def verify_command(
     settings = VerifySettings(confidence=confidence, exponent_tolerance=exponent_tolerance,
                               bridge_tolerance=bridge_tolerance, excess_tolerance=excess_tolerance, holm=holm)
     pools = parse_int_list(pool, "--pool")
-    spec_file, sizes = network.source(spec_conflicts={"pool": pool if pools != [1] else None,
-                                                      "literal_h1": literal_h1})
+    conflicts = {"pool": pool if pools != [1] else None, "literal_h1": literal_h1}
+    if network.module is not None:
+        archs, spec_file, sizes = network.module_archs(conflicts=conflicts), None, []
+    else:
+        archs, (spec_file, sizes) = None, network.source(spec_conflicts=conflicts)
     from ..empirical.common import resolve_device
 
     resolve_device(device)  # fail fast, before any work
     check_out_dir(out)
     with _progress() as progress:
-        if spec_file is not None:
+        if archs is not None:
+            result = verify_archs(archs, options=options, settings=settings, progress=progress)
+            title = f"initstats verify --module {network.module}"
+        elif spec_file is not None:
             result = verify_graph(read_graph(spec_file), options=options, settings=settings, progress=progress)
             title = f"initstats verify --spec {spec_file}"
         else:

@@ -38,10 +38,11 @@ for convolutional models (read from the first layer unless given) and ``(feature
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import math
 import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -344,7 +345,8 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...] | None = None, *
                           "data-dependent control flow in forward() cannot be traced") from None
     dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
     try:
-        ShapeProp(gm).propagate(torch.zeros(2, *shape, dtype=dtype))
+        with contextlib.redirect_stderr(io.StringIO()):  # fx prints the failing node's traceback itself
+            ShapeProp(gm).propagate(torch.zeros(2, *shape, dtype=dtype))
     except Exception as err:
         cause = err.__cause__ or err  # ShapeProp wraps the model's own error
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
@@ -420,32 +422,3 @@ def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], 
         raise ModuleError(f"{type(module).__name__}: its translation into a spec disagrees with the model "
                           f"(max |difference| {err:.3g} on logits of size {scale:.3g}); the model computes "
                           "something the translation does not see")
-
-
-def load_factory(source: str) -> Callable[..., nn.Module]:
-    """``SRC:FACTORY`` → the factory: SRC an importable module (``pkg.models``) or a ``.py`` path."""
-    import importlib
-    import importlib.util
-    from pathlib import Path
-
-    if ":" not in source:
-        raise ModuleError(f"--module {source!r}: expected SRC:FACTORY, e.g. mypkg.models:resnet18 or models.py:Net")
-    src, _, attr = source.rpartition(":")
-    try:
-        if src.endswith(".py") or "/" in src:
-            path = Path(src)
-            if not path.is_file():
-                raise ModuleError(f"--module {source!r}: no file {src!r}")
-            spec = importlib.util.spec_from_file_location(f"_initstats_user_{path.stem}", path)
-            mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-            spec.loader.exec_module(mod)  # type: ignore[union-attr]
-        else:
-            mod = importlib.import_module(src)
-    except ModuleError:
-        raise
-    except Exception as err:
-        raise ModuleError(f"--module {source!r}: cannot import {src!r}: {type(err).__name__}: {err}") from None
-    factory = getattr(mod, attr, None)
-    if factory is None or not callable(factory):
-        raise ModuleError(f"--module {source!r}: {src!r} has no callable {attr!r}")
-    return factory
