@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import (DeviceError, GraphError, GraphFormatError, InitStatsError, NotADAGError, OptionError,
-                     SpecError, SpecFileError, UnsupportedLayerError)
+from .errors import (DeviceError, GraphError, GraphFormatError, InitStatsError, ModuleError, NotADAGError,
+                     OptionError, SpecError, SpecFileError, UnsupportedLayerError)
 from .exact import GraphAnalysis, OutputAnalysis, Witness, analyse
 from .families import FAMILIES, make_arch, with_avgpool, with_logit_relu
 from .graph import build_graph, read_graph, write_graph
@@ -28,6 +28,10 @@ _LAZY = {
     "measure": "initstats.empirical.measure",
     "verify_family": "initstats.verify",
     "verify_graph": "initstats.verify",
+    "verify_archs": "initstats.verify",
+    "verify_module": "initstats.verify",
+    "from_module": "initstats.empirical.trace",
+    "module_archs": "initstats.empirical.modules",
     "Verification": "initstats.verify",
     "VerifySettings": "initstats.verify",
     "fgsm": "initstats.empirical.attack",
@@ -40,11 +44,13 @@ __all__ = [
     "with_logit_relu",
     # graphs and the exact engine
     "build_graph", "read_graph", "write_graph", "analyse", "GraphAnalysis", "OutputAnalysis", "Witness",
-    # the empirical engine and verdicts
+    # measurements as data
+    "MeasureOptions", "Measurement",
+    # the empirical engine, user models and verdicts
     *_LAZY,
     # errors
     "InitStatsError", "SpecError", "UnsupportedLayerError", "GraphError", "NotADAGError", "GraphFormatError",
-    "SpecFileError", "OptionError", "DeviceError",
+    "SpecFileError", "OptionError", "DeviceError", "ModuleError",
 ]
 
 

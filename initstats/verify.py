@@ -40,7 +40,8 @@ from .scaling import ScalingPoint, scaling_claims
 from .spec import Arch
 from .verification import Verification, VerifySettings
 
-__all__ = ["VerifySettings", "Verification", "verify_family", "verify_archs", "verify_graph", "border_rings"]
+__all__ = ["VerifySettings", "Verification", "verify_family", "verify_archs", "verify_module", "verify_graph",
+           "border_rings"]
 
 
 
@@ -286,6 +287,27 @@ def verify_archs(archs: Sequence[Arch], *, options=None, settings: VerifySetting
     grid = [(size, 1, arch) for size, arch in zip(sizes, archs)]
     return _verify_grid(grid, sizes, [1], options or MeasureOptions(), settings or VerifySettings(), progress,
                         size_name="px" if all(a.px is not None for a in archs) else "d")
+
+
+def verify_module(source, dims: Sequence[int] | None = None, *, input_shape: tuple[int, ...] | None = None,
+                  options=None, settings: VerifySettings | None = None,
+                  progress: Callable[[str, int, int], None] | None = None) -> Verification:
+    """:func:`verify_archs` on a PyTorch model: ``"SRC:FACTORY"``, a factory or an ``nn.Module``
+    (traced per size by :func:`initstats.empirical.modules.module_archs`).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 4))
+    >>> res = verify_module(model, options=MeasureOptions(nets=300, seed=0, device="cpu"))
+    >>> [(c.name, c.kind, c.predicted) for c in res.claims][:1]
+    [('grad_sq_total[d=10]', 'exact', 2.0)]
+    """
+    from .empirical.modules import module_archs
+
+    return verify_archs(module_archs(source, dims, input_shape=input_shape), options=options, settings=settings,
+                        progress=progress)
 
 
 def _verify_grid(grid: list[tuple[int, int, Arch]], dims: list[int], pools: list[int], opt, settings: VerifySettings,
