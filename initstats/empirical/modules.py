@@ -21,7 +21,17 @@ __all__ = ["load_factory", "module_archs"]
 
 
 def load_factory(source: str) -> Callable[..., nn.Module]:
-    """``SRC:FACTORY`` → the factory: SRC an importable module (``pkg.models``) or a ``.py`` path."""
+    """``SRC:FACTORY`` → the factory: SRC an importable module (``pkg.models``) or a ``.py`` path.
+
+    Examples
+    --------
+    >>> load_factory("tests/models.py:residual_net")().__class__.__name__
+    'ResidualNet'
+    >>> load_factory("tests/models.py:nothing")
+    Traceback (most recent call last):
+    ...
+    initstats.errors.ModuleError: --module 'tests/models.py:nothing': 'tests/models.py' has no callable 'nothing'
+    """
     import importlib
     import importlib.util
     from pathlib import Path
