@@ -78,6 +78,25 @@ def vgg_like(px: int) -> nn.Module:
                          nn.Flatten(), nn.Linear(c * (px // 4) ** 2, 10))
 
 
+class FunctionalNet(nn.Module):
+    """Pooling and flattening written functionally: ``F.avg_pool2d``, ``F.max_pool2d``, ``x.view(x.size(0), -1)``."""
+
+    def __init__(self, px: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * (px // 4) ** 2, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), kernel_size=2, stride=2)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def functional_net(px: int) -> nn.Module:
+    return FunctionalNet(px)
+
+
 class ProjectionBlock(nn.Module):
     """A ResNet downsampling block: the shortcut is a strided 1x1 convolution, not the identity."""
 

@@ -45,10 +45,10 @@ def test_a_family_written_in_torch_traces_back_to_itself(family, options):
 
 
 USER_MODELS = [(models.mlp, None, "H"), (models.conv1d_net, 16, "H'"), (models.residual_net, 8, "H'"),
-               (lambda: models.vgg_like(8), 8, "outside")]
+               (lambda: models.vgg_like(8), 8, "outside"), (lambda: models.functional_net(8), 8, "outside")]
 
 
-@pytest.mark.parametrize("factory,px,label", USER_MODELS, ids=["mlp", "conv1d", "residual", "vgg"])
+@pytest.mark.parametrize("factory,px,label", USER_MODELS, ids=["mlp", "conv1d", "residual", "vgg", "functional"])
 def test_user_models_compressed_equals_neuron_level(factory, px, label):
     arch = from_module(factory(), px=px)
     fast, slow = analyse(arch), analyse(arch, method="neuron")
@@ -103,6 +103,12 @@ def test_the_monte_carlo_of_the_spec_agrees_with_a_loop_over_the_users_model(fac
         wrong, wrong_se = measure(flat, MeasureOptions(nets=3000, device="cpu", dtype="float64", seed=1)).mean_se(
             "grad_logit_l2_sq")
         assert abs(wrong - ref.mean()) > 4 * math.hypot(wrong_se, ref_se), (wrong, wrong_se, ref.mean(), ref_se)
+
+
+def test_functional_pooling_and_view_are_read_like_their_modules():
+    arch = from_module(models.functional_net(16), px=16)
+    assert [(s.kind, s.shape, s.kernel, s.stride) for s in arch.stages if s.is_pool] == \
+        [("avgpool", (4, 8, 8), (2, 2), (2, 2)), ("maxpool", (4, 4, 4), (2, 2), (2, 2))]
 
 
 def test_the_input_shape_comes_from_the_first_layer():

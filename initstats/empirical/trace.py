@@ -60,6 +60,11 @@ _PADDING_MODES = {"zeros": "zero", "circular": "circular", "reflect": "reflect"}
 _RELU = (F.relu, torch.relu, torch.relu_)
 _FLATTEN = (torch.flatten,)
 _SKIP_MODULES = (nn.Dropout, nn.Identity, nn.Dropout1d, nn.Dropout2d)
+#: functional pooling, read through the module with the same arguments
+_FUNCTIONAL_POOLS = {"avg_pool1d": nn.AvgPool1d, "avg_pool2d": nn.AvgPool2d, "max_pool1d": nn.MaxPool1d,
+                     "max_pool2d": nn.MaxPool2d, "adaptive_avg_pool1d": nn.AdaptiveAvgPool1d,
+                     "adaptive_avg_pool2d": nn.AdaptiveAvgPool2d, "adaptive_max_pool1d": nn.AdaptiveMaxPool1d,
+                     "adaptive_max_pool2d": nn.AdaptiveMaxPool2d}
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,15 @@ class _Translator:
             if fn in (operator.add, torch.add) or name == "add":
                 return self.add(node)
             v = self.value(node, node.args[0])
+        if name in _FUNCTIONAL_POOLS:
+            try:
+                kwargs = node.normalized_arguments(self.gm, normalize_to_only_use_kwargs=True).kwargs  # type: ignore
+            except Exception:
+                raise _fail(node, "its arguments cannot be read") from None
+            kwargs = {k: v for k, v in kwargs.items() if k != "input"}
+            if kwargs.get("stride") in ([], ()):  # torch's schema default: the kernel size
+                kwargs["stride"] = None
+            return self.append(node, v, _pool_layer(node, _FUNCTIONAL_POOLS[name](**kwargs), v.shape))
         if fn in _RELU or name in ("relu", "relu_"):
             return self.relu(node, v)
         if name in ("add", "add_", "__add__", "__iadd__") or fn is operator.iadd:
@@ -272,7 +286,8 @@ class _Translator:
             keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
             return pooled if keep else _Value(pooled.layers, pooled.nodes, (v.shape[0],), pooled.weights)
         raise _fail(node, f"operation {name!r} is not supported",
-                    "supported: relu, +, flatten/view to (batch, -1), mean over the spatial axes, dropout")
+                    "supported: relu, +, flatten/view to (batch, -1), mean over the spatial axes, functional "
+                    "pooling, dropout")
 
     def run(self) -> _Value:
         result = None
@@ -286,8 +301,8 @@ class _Translator:
             elif node.op == "call_module":
                 self.values[node] = self.module(node)
             elif node.op in ("call_function", "call_method"):
-                if not any(a in self.values for a in node.all_input_nodes):
-                    continue  # arithmetic on sizes (x.size(0)) and constants
+                if not any(a in self.values for a in node.all_input_nodes) or out_shape is None:
+                    continue  # sizes (x.size(0), x.shape[0]), their arithmetic and constants: no tensor
                 self.values[node] = self.function(node, out_shape)
             elif node.op == "output":
                 arg = node.args[0]
