@@ -105,6 +105,12 @@ def test_the_monte_carlo_of_the_spec_agrees_with_a_loop_over_the_users_model(fac
         assert abs(wrong - ref.mean()) > 4 * math.hypot(wrong_se, ref_se), (wrong, wrong_se, ref.mean(), ref_se)
 
 
+def test_training_mode_batchnorm_joins_its_layer_and_relu():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(256, 2))
+    arch = from_module(model, px=8)
+    assert [s.kind for s in arch.stages] == ["input", "batchnorm", "linear"] and arch.hypothesis_set() == "outside"
+
+
 def test_functional_pooling_and_view_are_read_like_their_modules():
     arch = from_module(models.functional_net(16), px=16)
     assert [(s.kind, s.shape, s.kernel, s.stride) for s in arch.stages if s.is_pool] == \
@@ -173,6 +179,10 @@ BAD = [
     (_Pair(), None, ["several values"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(10, 2)), 8, ["(batch, 3, 8, 8)"]),
     (nn.Sequential(nn.Linear(4, 3), nn.ReLU()), None, ["Linear layer without activation"]),
+    # BatchNorm must be followed by its ReLU: the spec applies one, so anything else would be silently wrong
+    (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(256, 2)), 8,
+     ["follows BatchNorm '_1'"]),
+    (nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4)), None, ["fx node 'output'", "BatchNorm"]),
 ]
 
 

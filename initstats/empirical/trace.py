@@ -43,7 +43,7 @@ import copy
 import io
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.fx
@@ -75,6 +75,7 @@ class _Value:
     nodes: tuple[str, ...]
     shape: tuple[int, ...]  # without the batch axis
     weights: tuple = ()  # per layer: the module path of its weights, None, or a residual body's tuple
+    bn_pending: str | None = None  # a BatchNorm node after the last layer, waiting for its ReLU
 
 
 def input_shape_of(module: nn.Module) -> tuple[int, ...]:
@@ -175,10 +176,14 @@ class _Translator:
         self.values: dict[torch.fx.Node, _Value] = {}
         self.used: set[str] = set()
 
-    def value(self, node: torch.fx.Node, arg) -> _Value:
+    def value(self, node: torch.fx.Node, arg, *, after_bn: bool = False) -> _Value:
         if not isinstance(arg, torch.fx.Node) or arg not in self.values:
             raise _fail(node, "an input of this operation is not a tensor derived from the model's input")
-        return self.values[arg]
+        v = self.values[arg]
+        if v.bn_pending is not None and not after_bn:
+            raise _fail(node, f"it follows BatchNorm {v.bn_pending!r} directly; BatchNorm is supported only as "
+                              "conv/linear -> BatchNorm -> ReLU")
+        return v
 
     def append(self, node: torch.fx.Node, v: _Value, layer: Layer, weights: str | None = None) -> _Value:
         if weights is not None:
@@ -192,8 +197,7 @@ class _Translator:
     def relu(self, node: torch.fx.Node, v: _Value) -> _Value:
         last = v.layers[-1] if v.layers else None
         if isinstance(last, (Conv, Dense)) and last.activation is None:
-            relu = copy.copy(last)
-            object.__setattr__(relu, "activation", "relu")
+            relu = replace(last, activation="relu", batchnorm=v.bn_pending is not None)
             return _Value(v.layers[:-1] + (relu,), v.nodes, v.shape, v.weights)
         what = ("the input" if last is None else f"a {type(last).__name__} layer that already has one"
                 if isinstance(last, (Conv, Dense)) else f"a {type(last).__name__} layer")
@@ -207,9 +211,7 @@ class _Translator:
         last = v.layers[-1] if v.layers else None
         if not isinstance(last, (Conv, Dense)) or last.activation is not None or last.batchnorm:
             raise _fail(node, "BatchNorm is supported only directly after a convolution or linear layer")
-        bn = copy.copy(last)
-        object.__setattr__(bn, "batchnorm", True)
-        return _Value(v.layers[:-1] + (bn,), v.nodes, v.shape, v.weights)
+        return _Value(v.layers, v.nodes, v.shape, v.weights, bn_pending=node.name)
 
     def add(self, node: torch.fx.Node) -> _Value:
         a, b = (self.value(node, x) for x in node.args[:2])
@@ -225,7 +227,7 @@ class _Translator:
 
     def module(self, node: torch.fx.Node) -> _Value:
         m = self.modules[node.target]  # type: ignore[index]
-        v = self.value(node, node.args[0])
+        v = self.value(node, node.args[0], after_bn=isinstance(m, nn.ReLU))
         if isinstance(m, (nn.Conv1d, nn.Conv2d)):
             return self.append(node, v, _conv_layer(node, m, v.shape), str(node.target))
         if isinstance(m, nn.Linear):
@@ -250,14 +252,10 @@ class _Translator:
 
     def function(self, node: torch.fx.Node, out_shape: tuple[int, ...] | None) -> _Value:
         fn = node.target
-        if node.op == "call_method":
-            name = fn
-            v = self.value(node, node.args[0])
-        else:
-            name = getattr(fn, "__name__", str(fn))
-            if fn in (operator.add, torch.add) or name == "add":
-                return self.add(node)
-            v = self.value(node, node.args[0])
+        name = fn if node.op == "call_method" else getattr(fn, "__name__", str(fn))
+        if node.op != "call_method" and (fn in (operator.add, torch.add) or name == "add"):
+            return self.add(node)
+        v = self.value(node, node.args[0], after_bn=fn in _RELU or name in ("relu", "relu_"))
         if name in _FUNCTIONAL_POOLS:
             try:
                 kwargs = node.normalized_arguments(self.gm, normalize_to_only_use_kwargs=True).kwargs  # type: ignore
