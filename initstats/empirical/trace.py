@@ -391,8 +391,8 @@ def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], 
     """Evaluate ``module`` (biases zeroed, evaluation mode, float64) and the spec with the same weights.
 
     ``weights`` names, per stage after the input, the module whose weight the stage uses (None for
-    weightless stages).  Raises :class:`ModuleError` when the logits differ.  Skipped when the
-    spec has BatchNorm, whose batch statistics the ensemble computes per network.
+    weightless stages).  BatchNorm runs on batch statistics, as the spec's batchnorm stage does per
+    network.  Raises :class:`ModuleError` when the logits differ.
 
     Examples
     --------
@@ -406,9 +406,10 @@ def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], 
     """
     from .ensemble import ArchEnsemble
 
-    if "batchnorm" in arch.node_kinds:
-        return
     model = copy.deepcopy(module).double().eval()  # dropout is the identity at evaluation, as in the spec
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train()  # batch statistics, as the spec's batchnorm stage computes them per network
     mods = dict(model.named_modules())
     for m in model.modules():
         if isinstance(getattr(m, "bias", None), torch.Tensor):
@@ -423,7 +424,7 @@ def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], 
                     raise ModuleError(f"{type(module).__name__}: module {path!r} has {w.numel()} weights where the "
                                       f"spec's stage {s.name} has {target.numel()}")
                 target.copy_((w.t() if s.is_dense else w).reshape(target.shape))
-        x = torch.randn(3, *arch.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(4, *arch.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         want = model(x)
         got = ens(x.unsqueeze(1))[:, 0]
     if want.shape != got.shape:
