@@ -325,3 +325,91 @@ def test_bench_empirical_checks_catch_wrong_tables(empirical_run):
                  doctored(">= 4x naive", "engine samples/s", "**PASS**")):
         with pytest.raises(AssertionError):
             check_empirical(*case)
+
+
+# --------------------------------------------------------------------------------------------
+# bench_module.py
+# --------------------------------------------------------------------------------------------
+
+MODULE_CASES = (("residual_net", 16), ("residual_net", 32), ("vgg_like", 16))   # --quick sizes
+MODULE_COLUMNS = ("case", "traced layers", "d", "N (nets per call)", "chunk", "MFLOP/sample", "engine samples/s",
+                  "naive samples/s", "speed-up (engine / naive)", "engine GFLOP/s", "naive GFLOP/s",
+                  "engine, fraction of attainable", "naive, fraction of attainable", "background (cores)")
+
+
+@pytest.fixture(scope="module")
+def module_run(tmp_path_factory):
+    return run_quick("bench_module.py", tmp_path_factory.mktemp("bench"), "--max-wait", "5")
+
+
+def _model_forward_flops(name: str, px: int) -> int:
+    """torch's count of one forward pass of the user's model itself (batch 1)."""
+    from . import models
+
+    factory = getattr(models, name)
+    model = factory(px) if name == "vgg_like" else factory()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, px, px))
+    return counter.get_total_flops()
+
+
+def check_module(doc: str, stdout: str) -> None:
+    md = section(doc, "module")
+    assert md == stdout.strip(), "the file holds something else than the table printed"
+    assert "`python benchmarks/bench_module.py --quick`" in md
+    probes = [num(p) for p in re.search(r"at the end \(([\d, ]+) GFLOP/s\)", md).group(1).split(", ")]
+    attainable = num(re.search(r"the best, ([\d,.]+) GFLOP/s, is used", md).group(1))
+    assert len(probes) == len(MODULE_CASES) + 1 and attainable == max(probes)
+    factor = re.search(r"\*MFLOP/sample\* is (\d+) x torch's count", md)
+    assert factor and int(factor.group(1)) == 3
+
+    main = table_with(md, "engine samples/s")
+    assert tuple(main[0]) == MODULE_COLUMNS
+    assert [r["case"] for r in main] == [f"`{name}` {px} px" for name, px in MODULE_CASES]
+    for r, (name, px) in zip(main, MODULE_CASES):
+        assert num(r["d"]) == 3 * px * px and num(r["N (nets per call)"]) == 16, r   # --quick: 16 networks a call
+        assert 0 < num(r["chunk"]) <= 16, r
+        assert agrees(num(r["MFLOP/sample"]), 3 * _model_forward_flops(name, px) / 1e6, rel=0.006), r
+        engine, naive = num(r["engine samples/s"]), num(r["naive samples/s"])
+        assert agrees(num(r["speed-up (engine / naive)"]), engine / naive, abs_=0.006), r
+        for who, rate in (("engine", engine), ("naive", naive)):
+            gflops = num(r[f"{who} GFLOP/s"])
+            assert agrees(gflops, rate * num(r["MFLOP/sample"]) / 1e3, rel=0.016), r
+            frac = num(r[f"{who}, fraction of attainable"])
+            assert 0 < frac <= 1, r
+            assert agrees(frac, gflops / attainable, rel=0.011 + 0.5 / attainable), r   # probes print whole GFLOP/s
+
+    detail = table_with(md, "speed-up per round")
+    assert [r["case"] for r in detail] == [r["case"] for r in main]
+    for r, m_row in zip(detail, main):
+        assert r["speed-up per round"] == m_row["speed-up (engine / naive)"], r       # one round at --quick
+        assert num(r["engine nets timed"]) == num(m_row["N (nets per call)"]), r
+        assert num(r["naive nets timed"]) >= 3, r
+        assert num(r["torch FLOPs: whole sample / forward"]) == pytest.approx(3, abs=0.05), r
+        for who in ("engine", "naive"):
+            mean, se = (num(v) for v in r[f"E‖∇f₀‖² {who}"].split(" ± "))
+            assert mean > 0 and se > 0, r
+    if "def resnet18_layout" not in (Path(__file__).parent / "models.py").read_text():
+        assert "The ResNet-18 layout of the `--module` issue is not benchmarked" in md
+
+
+def test_bench_module_quick_writes_a_consistent_table(module_run):
+    check_module(*module_run)
+
+
+def test_bench_module_checks_catch_wrong_tables(module_run):
+    doc, _ = module_run
+
+    def doctored(column: str, new: str, table_column: str = "engine samples/s", row: int = 0) -> tuple[str, str]:
+        d = _doctor(doc, column, table_column, new, row)
+        return d, section(d, "module")
+
+    main = table_with(section(doc, "module"), "engine samples/s")
+    ratio = num(main[0]["engine samples/s"]) / num(main[0]["naive samples/s"])
+    for case in (doctored("speed-up (engine / naive)", f"{ratio * 1.1:.2f}x"),
+                 doctored("MFLOP/sample", f"{num(main[0]['MFLOP/sample']) * 2 / 3:.3g}"),   # 2 passes, not 3
+                 doctored("engine, fraction of attainable", "150%"),
+                 doctored("d", "1,024"),
+                 doctored("torch FLOPs: whole sample / forward", "2.00", table_column="speed-up per round")):
+        with pytest.raises(AssertionError):
+            check_module(*case)
