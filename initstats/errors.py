@@ -111,7 +111,7 @@ class GraphFormatError(GraphError):
     >>> check_graph(g)                              # y has no kind
     Traceback (most recent call last):
         ...
-    initstats.errors.GraphFormatError: node 'y': kind missing; expected one of input, relu, linear, avgpool, sum, maxpool, batchnorm
+    initstats.errors.GraphFormatError: node 'y': kind missing; expected one of input, relu, linear, avgpool, sum, sumrelu, maxpool, batchnorm
     """
 
 

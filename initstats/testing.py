@@ -23,7 +23,7 @@ from .spec import PADDINGS, Arch, AvgPool, Conv, Dense, Layer, MaxPool, Residual
 
 __all__ = ["network_dags", "chain_specs", "specs"]
 
-_HIDDEN_KINDS = ("relu", "linear", "avgpool", "sum")
+_HIDDEN_KINDS = ("relu", "linear", "avgpool", "sum", "sumrelu")
 
 
 @st.composite

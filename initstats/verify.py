@@ -87,7 +87,7 @@ def _value_groups(pred: np.ndarray, max_groups: int = 4) -> tuple[np.ndarray, li
 
 
 _NOT_COVERED = {"maxpool": "max pooling", "batchnorm": "BatchNorm"}
-_MERGES = {"avgpool": "average pools", "sum": "residual sums"}
+_MERGES = {"avgpool": "average pools", "sum": "residual sums", "sumrelu": "residual sums"}
 #: what an exact claim rests on (THEORY.md section 4c)
 EXACT_BASIS = "exact for real networks: symmetric weights, zero biases, no deterministic merge of ReLU paths"
 
@@ -114,7 +114,7 @@ def claim_kind(out: OutputAnalysis) -> str:
 
 
 def _merge_cause(out: OutputAnalysis) -> str:
-    names = " and ".join(r for k, r in _MERGES.items() if k in out.node_kinds)
+    names = " and ".join(dict.fromkeys(r for k, r in _MERGES.items() if k in out.node_kinds))
     cause = (f"{names} merge paths through deterministic weights after ReLUs: the gates of merging paths are "
              f"correlated in real networks (H1 fails there; THEORY.md 4b), so the annealed value is not exact")
     if not out.h5_holds:

@@ -11,7 +11,7 @@ from fractions import Fraction
 import networkx as nx
 
 RANDOM = {"relu", "linear"}
-DETERMINISTIC = {"avgpool", "sum"}
+DETERMINISTIC = {"avgpool", "sum", "sumrelu"}  # sumrelu: weight 1, then a ReLU gate
 
 
 def _edges(path: list) -> list[tuple]:
@@ -23,6 +23,7 @@ def pair_brute_force(g: nx.DiGraph, o) -> dict | None:
 
     A pair contributes ``prod(deterministic weights of p) * prod(deterministic weights of q) *
     prod(variances of the random edges) * (1/2)^(distinct ReLU nodes of p and q, inputs excluded)``
+    (ReLU nodes: ``relu`` and ``sumrelu``, a ReLU after a sum)
     when ``p`` and ``q`` use the same set of random edges, else 0 (independent centred weights,
     independent fair-coin gates).  None when a path crosses a node without annealed model.
     """
@@ -46,7 +47,7 @@ def pair_brute_force(g: nx.DiGraph, o) -> dict | None:
                         value /= g.in_degree(v)
                 for u, v in rand_p:
                     value *= Fraction(g.edges[u, v].get("var", Fraction(2, g.in_degree(v))))
-                relus = {v for v in p[1:] + q[1:] if kinds[v] == "relu"}
+                relus = {v for v in p[1:] + q[1:] if kinds[v] in ("relu", "sumrelu")}
                 total += value / 2 ** len(relus)
         out[x] = total
     return out

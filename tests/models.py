@@ -97,6 +97,46 @@ def functional_net(px: int) -> nn.Module:
     return FunctionalNet(px)
 
 
+class ResNetBlock(nn.Module):
+    """torchvision's BasicBlock without BatchNorm: ``relu(conv(relu(conv(x))) + shortcut(x))``, the shortcut a
+    strided 1x1 convolution when the block changes size or channels, else the identity."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False) if stride != 1 or c_in != c_out
+                         else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
+
+
+class ResNet18Layout(nn.Module):
+    """The ResNet-18 layout (CIFAR stem): a 3x3 stem, four stages of two BasicBlocks (strides 1, 2, 2, 2,
+    widths w, 2w, 4w, 8w), adaptive average pooling and a dense head; ``width=64`` is the original."""
+
+    def __init__(self, width: int = 4, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        blocks, c = [], width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            out = width * 2 ** i
+            blocks += [ResNetBlock(c, out, stride), ResNetBlock(out, out, 1)]
+            c = out
+        self.layers = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(F.relu(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def resnet18_layout() -> nn.Module:
+    return ResNet18Layout()
+
+
 class ProjectionBlock(nn.Module):
     """A ResNet downsampling block: the shortcut is a strided 1x1 convolution, not the identity."""
 
@@ -141,7 +181,9 @@ class _Layers(nn.Module):
             elif isinstance(layer, (AvgPool, MaxPool)):
                 mods.append(_Pool(layer, rank))
             elif isinstance(layer, Residual):
-                mods.append(_Residual(cls._build(layer.body, channels, rank)))
+                shortcut = cls._build(layer.shortcut, channels, rank) if layer.shortcut else None
+                mods.append(_Residual(cls._build(layer.body, channels, rank), shortcut, layer.activation))
+                channels = _out_channels(layer.body, channels)
         return mods
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,16 +217,26 @@ class _Pool(nn.Module):
         return self.pool(x)
 
 
+def _out_channels(layers, channels: int) -> int:
+    for layer in layers:
+        if isinstance(layer, Conv):
+            channels = layer.out_channels
+    return channels
+
+
 class _Residual(nn.Module):
-    def __init__(self, body: nn.ModuleList) -> None:
+    def __init__(self, body: nn.ModuleList, shortcut: nn.ModuleList | None, activation: str | None) -> None:
         super().__init__()
-        self.body = body
+        self.body, self.shortcut, self.relu = body, shortcut, activation == "relu"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x
+        h, s = x, x
         for m in self.body:
             h = m(h)
-        return x + h
+        for m in self.shortcut or ():
+            s = m(s)
+        y = s + h
+        return F.relu(y) if self.relu else y
 
 
 def module_of(arch: Arch) -> nn.Module:
@@ -193,3 +245,19 @@ def module_of(arch: Arch) -> nn.Module:
     with torch.no_grad():
         model(torch.zeros(1, *arch.input_shape))
     return model
+
+
+class Branchy(nn.Module):
+    """Two convolutions concatenated along channels (DenseNet-style ``cat``): not translated yet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], 1).mean((2, 3)))
+
+
+def branchy() -> nn.Module:
+    return Branchy()

@@ -15,7 +15,8 @@ def edge_c(g: nx.DiGraph, u, v) -> Fraction | None:
     kind = g.nodes[v]["kind"]
     d = g.in_degree(v)
     var = Fraction(g.edges[u, v].get("var", Fraction(2, d)))
-    return {"relu": var / 2, "linear": var, "avgpool": Fraction(1, d * d), "sum": Fraction(1)}.get(kind)
+    return {"relu": var / 2, "linear": var, "avgpool": Fraction(1, d * d), "sum": Fraction(1),
+            "sumrelu": Fraction(1, 2)}.get(kind)
 
 
 def brute_force(g: nx.DiGraph, o) -> dict:

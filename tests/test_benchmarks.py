@@ -331,7 +331,8 @@ def test_bench_empirical_checks_catch_wrong_tables(empirical_run):
 # bench_module.py
 # --------------------------------------------------------------------------------------------
 
-MODULE_CASES = (("residual_net", 16), ("residual_net", 32), ("vgg_like", 16))   # --quick sizes
+# --quick sizes; the ResNet-18 layout is benchmarked since residual blocks with projections trace
+MODULE_CASES = (("residual_net", 16), ("residual_net", 32), ("vgg_like", 16), ("resnet18_layout", 16))
 MODULE_COLUMNS = ("case", "traced layers", "d", "N (nets per call)", "chunk", "MFLOP/sample", "engine samples/s",
                   "naive samples/s", "speed-up (engine / naive)", "engine GFLOP/s", "naive GFLOP/s",
                   "engine, fraction of attainable", "naive, fraction of attainable", "background (cores)")

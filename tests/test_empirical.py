@@ -410,8 +410,9 @@ def node_by_node(g: nx.DiGraph, w: dict, x: torch.Tensor) -> torch.Tensor:
         k = kinds[v]
         if k == "avgpool":
             z = sum(val[u] for u in preds) / len(preds)
-        elif k == "sum":
+        elif k in ("sum", "sumrelu"):
             z = sum(val[u] for u in preds)
+            z = torch.relu(z) if k == "sumrelu" else z
         elif k == "maxpool":
             z = torch.stack([val[u] for u in preds]).amax(0)
         else:
@@ -446,6 +447,27 @@ def test_dag_ensemble_computes_every_node_kind():
             gr, = torch.autograd.grad(ref[:, k].sum(), xi, retain_graph=True)
             torch.testing.assert_close(gd[:, i], gr, rtol=1e-10, atol=1e-10)
             assert gd[:, 1 - i].abs().max() == 0          # networks do not see each other's inputs
+
+
+def test_dag_ensemble_applies_the_relu_after_a_sum():
+    """A ``sumrelu`` node: the sum of its inputs (weights 1), then a ReLU, in value and gradient."""
+    g = nx.DiGraph(name="sumrelu")
+    g.add_nodes_from(["x0", "x1", "x2"], kind="input")
+    g.add_nodes_from(["a", "b"], kind="relu")
+    g.add_node("s", kind="sumrelu")
+    g.add_node("o", kind="linear")
+    g.add_edges_from([("x0", "a"), ("x1", "a"), ("x1", "b"), ("x2", "b"), ("a", "s"), ("b", "s"), ("x0", "s"),
+                      ("s", "o"), ("a", "o")])
+    dag = DagEnsemble(g, 1, dtype=F64)
+    w = {e: float(v) for e, v in zip(g.edges, np.random.default_rng(3).normal(size=g.number_of_edges()))}
+    set_dag_weights(dag, g, 0, lambda u, v: w[u, v])
+    x = torch.randn(64, 1, 3, dtype=F64, generator=torch.Generator().manual_seed(1))
+    ref = node_by_node(g, w, x[:, 0])
+    torch.testing.assert_close(dag(x)[:, 0], ref, rtol=1e-12, atol=1e-12)
+    # the ReLU acts: some inputs switch the sum off (a plain sum would differ there)
+    plain = g.copy()
+    plain.nodes["s"]["kind"] = "sum"
+    assert not torch.allclose(node_by_node(plain, w, x[:, 0]), ref)
 
 
 @pytest.mark.parametrize("init", ["he", "lecun"])

@@ -168,7 +168,7 @@ BAD_DATA = [
      GraphFormatError, [r"node 'x2' is an input but has a predecessor 'h'", r"inputs are sources"]),
     # kinds
     ("unknown kind", mutate(lambda d: node(d, "h").update(kind="tanh")),
-     GraphFormatError, [r"node 'h': kind 'tanh' is unknown", r"input, relu, linear, avgpool, sum, maxpool, batchnorm"]),
+     GraphFormatError, [r"node 'h': kind 'tanh' is unknown", r"input, relu, linear, avgpool, sum, sumrelu, maxpool, batchnorm"]),
     ("kind in capitals", mutate(lambda d: node(d, "o").update(kind="Linear")),
      GraphFormatError, [r"node 'o': kind 'Linear'", r"expected one of"]),
     ("missing kind", mutate(lambda d: node(d, "s").pop("kind")),

@@ -23,7 +23,7 @@ from initstats.empirical.trace import check_translation, from_module, input_shap
 from initstats.errors import InitStatsError, ModuleError
 from initstats.exact import analyse
 from initstats.families import make_arch
-from initstats.spec import Arch, Residual
+from initstats.spec import Arch, AvgPool, Conv, Dense, Residual
 
 from . import models
 
@@ -45,10 +45,12 @@ def test_a_family_written_in_torch_traces_back_to_itself(family, options):
 
 
 USER_MODELS = [(models.mlp, None, "H"), (models.conv1d_net, 16, "H'"), (models.residual_net, 8, "H'"),
-               (lambda: models.vgg_like(8), 8, "outside"), (lambda: models.functional_net(8), 8, "outside")]
+               (lambda: models.vgg_like(8), 8, "outside"), (lambda: models.functional_net(8), 8, "outside"),
+               (models.projection_block, 8, "H'"), (lambda: models.ResNet18Layout(width=2), 8, "H'")]
 
 
-@pytest.mark.parametrize("factory,px,label", USER_MODELS, ids=["mlp", "conv1d", "residual", "vgg", "functional"])
+@pytest.mark.parametrize("factory,px,label", USER_MODELS,
+                         ids=["mlp", "conv1d", "residual", "vgg", "functional", "projection", "resnet18"])
 def test_user_models_compressed_equals_neuron_level(factory, px, label):
     arch = from_module(factory(), px=px)
     fast, slow = analyse(arch), analyse(arch, method="neuron")
@@ -57,6 +59,25 @@ def test_user_models_compressed_equals_neuron_level(factory, px, label):
         assert (a.lemma8_sum, a.symmetric, a.grad_sq_total, a.hypothesis_set) == \
             (b.lemma8_sum, b.symmetric, b.grad_sq_total, b.hypothesis_set)
     assert fast.outputs[0].hypothesis_set == label
+
+
+def test_a_spec_with_projection_shortcuts_and_relu_after_sums_traces_back_to_itself():
+    block = Residual((Conv(4, 3, stride=2), Conv(4, 3, activation=None)),
+                     shortcut=(Conv(4, 1, stride=2, activation=None),), activation="relu")
+    arch = Arch((2, 8, 8), (Conv(2, 3), block, Residual((Conv(4, 3), Conv(4, 3, activation=None)), activation="relu"),
+                            AvgPool(None), Dense(3, activation=None)))
+    traced = from_module(models.module_of(arch), arch.input_shape)
+    assert traced.stages == arch.stages
+    assert [s.kind for s in arch.stages if s.kind.startswith("sum")] == ["sumrelu", "sumrelu"]
+    assert analyse(traced).outputs[0].grad_sq_total == analyse(arch, method="neuron").outputs[0].grad_sq_total
+
+
+def test_the_resnet18_layout_traces_with_its_projections():
+    arch = from_module(models.ResNet18Layout(width=2), px=16)
+    sums = [s for s in arch.stages if s.kind == "sumrelu"]
+    shortcuts = [s for s in arch.stages if ".shortcut." in s.name]
+    assert len(sums) == 8 and len(shortcuts) == 3                 # 8 BasicBlocks, 3 of them downsample
+    assert [s.shape for s in shortcuts] == [(4, 8, 8), (8, 4, 4), (16, 2, 2)]
 
 
 def test_exact_values_of_simple_user_models_by_hand():
@@ -85,7 +106,8 @@ def _independent_grad_sq(model: nn.Module, shape: tuple[int, ...], nets: int, se
     return np.array(out)
 
 
-@pytest.mark.parametrize("factory,px", [(models.residual_net, 6), (models.conv1d_net, 12)], ids=["residual", "conv1d"])
+@pytest.mark.parametrize("factory,px", [(models.residual_net, 6), (models.conv1d_net, 12), (models.projection_block, 6)],
+                         ids=["residual", "conv1d", "projection"])
 def test_the_monte_carlo_of_the_spec_agrees_with_a_loop_over_the_users_model(factory, px):
     """Same law, independent draws: the means agree within 4 combined standard errors (a false
     alarm has probability 6e-5 under normality).  The comparison can fail: the same spec with its
@@ -165,7 +187,6 @@ class _Pair(nn.Module):
 
 BAD = [
     (nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2)), None, ["fx node '_1'", "Tanh"]),
-    (models.projection_block(), 8, ["fx node 'add'", "not the identity"]),
     (_Twice(), 8, ["'conv'", "more than once"]),
     (_Branchy(), 8, ["cat"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.BatchNorm2d(4).eval(), nn.ReLU(), nn.Flatten(),
@@ -270,7 +291,7 @@ def test_verify_module_gives_each_claim_its_kind():
     (["--module", "tests/models.py:residual_net", "--arch", "fc", "--dims", "8"], ["--arch 'fc'"]),
     (["--module", "tests/models.py:residual_net"], ["needs input sizes"]),
     (["--module", "tests/models.py:mlp", "--dims", "8"], ["fixed number of features"]),
-    (["--module", "tests/models.py:projection_block", "--dims", "8"], ["fx node 'add'"]),
+    (["--module", "tests/models.py:branchy", "--dims", "8"], ["cat"]),
     (["--module", "tests/models.py:nothing", "--dims", "8"], ["no callable 'nothing'"]),
     (["--module", "tests/models.py", "--dims", "8"], ["SRC:FACTORY"]),
     (["--module", "tests/models.py:residual_net", "--input-shape", "3,8", "--dims", "8"], ["not both"]),

@@ -3,7 +3,7 @@
 Each edge carries one independent Gaussian weight with variance ``var`` (default ``2/in-degree``,
 halved for ``init='lecun'``).  Nodes compute:
 
-- ``relu``: ReLU of the weighted sum of their inputs; ``linear``: the weighted sum;
+- ``relu``: ReLU of the weighted sum of their inputs; ``linear``: the weighted sum; ``sumrelu``: ReLU of their sum;
 - ``avgpool``: the mean of their inputs; ``sum``: their sum; ``maxpool``: their max;
 - ``batchnorm``: the weighted sum, normalised over the batch (per network), then ReLU.
 
@@ -99,7 +99,7 @@ class DagEnsemble:
                     lists[5].append(kind == "maxpool")
                     n_random += random
             self.blocks[gi] = [_Block(sg, *lists) for sg, lists in sorted(per_src.items())]
-            self.relu_mask.append(torch.tensor([kinds[v] in ("relu", "batchnorm") for v in gen]))
+            self.relu_mask.append(torch.tensor([kinds[v] in ("relu", "batchnorm", "sumrelu") for v in gen]))
             self.bn_mask.append(torch.tensor([kinds[v] == "batchnorm" for v in gen]))
             self.max_mask.append(torch.tensor([kinds[v] == "maxpool" for v in gen]))
         self.out_pos = [where[o] for o in self.outputs]

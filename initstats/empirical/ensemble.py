@@ -155,7 +155,7 @@ class ArchEnsemble:
                 shape = h.shape
                 h = F.batch_norm(h.reshape(b, -1, *shape[3:]) if s.is_dense else h, None, None,
                                  training=True).reshape(shape)
-            if s.kind in ("relu", "batchnorm"):
+            if s.kind in ("relu", "batchnorm", "sumrelu"):
                 h = torch.relu(h)
             outs.append(h)
         return outs[-1]

@@ -18,14 +18,15 @@ every spatial axis                          must divide the input size)
 ``MaxPool1d/2d`` (no padding),              :class:`~initstats.spec.MaxPool` (outside (H))
 ``AdaptiveMaxPool1d/2d(1)``
 ``BatchNorm1d/2d`` in training mode         ``batchnorm=True`` on the layer before it (outside (H))
-``x + f(x)``                                :class:`~initstats.spec.Residual` with body ``f``
+``s(x) + f(x)``, then optionally a ReLU      :class:`~initstats.spec.Residual` with body ``f``, shortcut
+                                            ``s`` (the identity, or its own layers) and activation
 ``flatten``, ``view``/``reshape`` to        nothing (a dense layer flattens)
 ``(batch, -1)``, ``Dropout``, ``Identity``
 ==========================================  ==================================================
 
 Biases are ignored: initstats draws networks with zero biases (He initialisation of the weights,
-variance ``gain / fan_in``).  Anything else (another nonlinearity, ``cat``, a shortcut that is not
-the identity, grouped convolutions, BatchNorm in evaluation mode, a ReLU after a residual sum)
+variance ``gain / fan_in``).  Anything else (another nonlinearity, ``cat``, grouped convolutions,
+BatchNorm in evaluation mode or not followed by its ReLU, a layer used twice)
 raises :class:`~initstats.errors.ModuleError` naming the fx node, its operation and where the
 model created it, so nothing is silently approximated.  After the mapping, the model and the spec
 are evaluated with the same weights on the same input (float64) and must agree
@@ -68,13 +69,21 @@ _FUNCTIONAL_POOLS = {"avg_pool1d": nn.AvgPool1d, "avg_pool2d": nn.AvgPool2d, "ma
 
 
 @dataclass(frozen=True)
+class _Res:
+    """The weight paths of a residual block's two branches."""
+
+    body: tuple
+    shortcut: tuple
+
+
+@dataclass(frozen=True)
 class _Value:
     """A tensor of the traced model: the spec layers that produce it from the input, and their fx nodes."""
 
     layers: tuple[Layer, ...]
     nodes: tuple[str, ...]
     shape: tuple[int, ...]  # without the batch axis
-    weights: tuple = ()  # per layer: the module path of its weights, None, or a residual body's tuple
+    weights: tuple = ()  # per layer: the module path of its weights, None, or a residual block's _Res
     bn_pending: str | None = None  # a BatchNorm node after the last layer, waiting for its ReLU
 
 
@@ -199,10 +208,12 @@ class _Translator:
         if isinstance(last, (Conv, Dense)) and last.activation is None:
             relu = replace(last, activation="relu", batchnorm=v.bn_pending is not None)
             return _Value(v.layers[:-1] + (relu,), v.nodes, v.shape, v.weights)
+        if isinstance(last, Residual) and last.activation is None and v.bn_pending is None:
+            return _Value(v.layers[:-1] + (replace(last, activation="relu"),), v.nodes, v.shape, v.weights)
         what = ("the input" if last is None else f"a {type(last).__name__} layer that already has one"
                 if isinstance(last, (Conv, Dense)) else f"a {type(last).__name__} layer")
         raise _fail(node, f"a ReLU after {what} cannot be represented",
-                    "a ReLU must follow a convolution or linear layer (not a residual sum, pool or another ReLU)")
+                    "a ReLU must follow a convolution, a linear layer or a residual sum (not a pool or another ReLU)")
 
     def batchnorm(self, node: torch.fx.Node, m: nn.Module, v: _Value) -> _Value:
         if not m.training:
@@ -214,16 +225,20 @@ class _Translator:
         return _Value(v.layers, v.nodes, v.shape, v.weights, bn_pending=node.name)
 
     def add(self, node: torch.fx.Node) -> _Value:
+        """``a + b``: two branches from a common value; the shorter one (or the identity) is the shortcut."""
         a, b = (self.value(node, x) for x in node.args[:2])
-        short, long = (a, b) if len(a.nodes) <= len(b.nodes) else (b, a)
-        if long.nodes[:len(short.nodes)] != short.nodes or len(long.nodes) == len(short.nodes):
-            raise _fail(node, "a sum whose terms are not x and f(x) (a shortcut that is not the identity, or two "
-                              "branches) is not supported", "use identity shortcuts x + f(x)")
-        body = long.layers[len(short.layers):]
+        common = 0
+        while common < min(len(a.nodes), len(b.nodes)) and a.nodes[common] == b.nodes[common]:
+            common += 1
+        if a.layers[:common] != b.layers[:common] or (common == len(a.nodes) and common == len(b.nodes)):
+            raise _fail(node, "a sum of a tensor and itself (or of its ReLU) is not a residual block")
+        long, short = (b, a) if len(b.nodes) >= len(a.nodes) else (a, b)
+        body, shortcut = long.layers[common:], short.layers[common:]
         if long.shape != short.shape:
-            raise _fail(node, f"the residual body maps shape {short.shape} to {long.shape}")
-        return _Value(short.layers + (Residual(body),), long.nodes + (node.name,), short.shape,
-                      short.weights + (long.weights[len(short.weights):],))
+            raise _fail(node, f"the residual branches end in shapes {long.shape} and {short.shape}")
+        block = _Res(long.weights[common:], short.weights[common:])
+        return _Value(long.layers[:common] + (Residual(body, shortcut),), long.nodes[:common] + (node.name,),
+                      long.shape, long.weights[:common] + (block,))
 
     def module(self, node: torch.fx.Node) -> _Value:
         m = self.modules[node.target]  # type: ignore[index]
@@ -376,11 +391,12 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...] | None = None, *
 
 
 def _flatten(weights: tuple) -> list[str | None]:
-    """Module paths in the stages' order (a residual body's layers in place, then its sum)."""
+    """Module paths in the stages' order (a residual block: its body, its shortcut, then its sum)."""
     out: list[str | None] = []
     for w in weights:
-        if isinstance(w, tuple):
-            out.extend(_flatten(w))
+        if isinstance(w, _Res):
+            out.extend(_flatten(w.body))
+            out.extend(_flatten(w.shortcut))
             out.append(None)
         else:
             out.append(w)

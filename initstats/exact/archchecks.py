@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
-from ..spec import RANDOM_KINDS, Arch, Conv, Stage, node_id, window_entries
+from ..spec import RANDOM_KINDS, SUM_KINDS, Arch, Conv, Stage, node_id, window_entries
 from .hypotheses import h1_check, h2_check, h3_check, h4_check, h5_det_check, h5_holds_check, h5_shared_check, s_check
 from .results import MERGE_KINDS, NO_ANNEALED_KINDS, HypothesisCheck, Witness
 
@@ -138,7 +138,7 @@ def _det_witness(arch: Arch, reach: Reach) -> HypothesisCheck | None:
         covers: dict[int, list[list[list[int]]]] = {}
         most = 0
         for s in consumers:
-            if s.kind == "sum":
+            if s.kind in SUM_KINDS:
                 most += 1
                 continue
             cover = [[[] for _ in range(m.n_in)] for m in s.axes]
@@ -153,7 +153,7 @@ def _det_witness(arch: Arch, reach: Reach) -> HypothesisCheck | None:
         for p in _positions(src):
             targets: list[tuple[int, int, Stage, tuple[int, ...], Fraction]] = []
             for s in consumers:
-                if s.kind == "sum":
+                if s.kind in SUM_KINDS:
                     if reach(s.index, p):
                         targets.append((s.index, _flat(p, s.spatial), s, p, Fraction(1)))
                     continue

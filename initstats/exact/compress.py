@@ -43,7 +43,7 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
-from ..spec import RANDOM_KINDS, Arch, AxisMap, Stage, node_id
+from ..spec import RANDOM_KINDS, SUM_KINDS, Arch, AxisMap, Stage, node_id
 from .archchecks import Reach, arch_checks
 from .hypotheses import grad_sq_mode
 from .paths import BackwardGraph, CoefficientTable, LabelCode, at_inputs, linear_pass, profile_pass, walk_pass
@@ -166,11 +166,12 @@ def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[Back
 
     for s in stages[1:]:
         base = offsets[s.index]
-        if s.kind == "sum":
+        if s.kind in SUM_KINDS:
+            gate = coef_id(Fraction(1) if s.kind == "sum" else Fraction(1, 2))
             for p_idx in range(len(positions[s.index])):
                 degree[base + p_idx] = len(s.sources)
                 for src in s.sources:
-                    succ[offsets[src] + p_idx].append((base + p_idx, 1, coef_id(Fraction(1))))
+                    succ[offsets[src] + p_idx].append((base + p_idx, 1, gate))
             continue
         src = stages[s.sources[0]]
         src_pos_index = {p: i for i, p in enumerate(positions[src.index])}

@@ -20,8 +20,13 @@ deterministic fan-out creates the pairs ``(s, t)``, and only the pairs actually 
 visited (memoised).  Where every node has at most one deterministic out-edge leading to ``o``
 (H5) no pair is visited and the pass is the path sum.  ``E(d f_o / d x)^2 = G(x, x)``.
 
-(With gates at the nodes instead, ``M(u, b) = E[delta_u delta_b]`` of the pre-activation
-gradients, ``M(u, u) = g_u G(u, u)``: the same values at the inputs, where ``g = 1``.)
+A deterministic node may itself be gated (``sumrelu``: a ReLU after a residual sum).  Then the
+pairs are those of the pre-activation gradients ``delta_s = g_s D_s``,
+``M(s, t) = E[delta_s delta_t]``: expanding the earlier node ``u`` of a pair, its gate is independent
+of everything downstream, so ``M(u, b) = g_u sum_s w_us M(s, b)`` and ``M(b, b) = g_b G(b, b)``
+with ``g = 1/2`` for a gated node and ``1`` otherwise (``E[g^2] = E[g]`` for a 0/1 gate); the
+diagonal reads ``G(u, u) = sum c G(s, s) + sum_{s, t} w_us w_ut M(s, t)``.  Without gated
+deterministic nodes ``M = G`` and this is the recursion above.
 
 Assumption: edge weights are independent (node-link DAGs).  Shared convolution kernels add
 further cross terms that this pass does not compute (:mod:`initstats.exact.archchecks`).
@@ -77,6 +82,10 @@ def cross_term_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
     diag: list[Fraction | None] = [None] * n
     pairs: dict[tuple[int, int], Fraction] = {}
 
+    def gate(v: int) -> Fraction:
+        """``P(v active)`` of a deterministic node: 1/2 for a ReLU after a sum, 1 otherwise."""
+        return Fraction(1, 2) if g.kinds[v] == "sumrelu" else Fraction(1)
+
     def key(a: int, b: int) -> tuple[int, int]:
         return (a, b) if pos[a] < pos[b] else (b, a)
 
@@ -97,8 +106,8 @@ def cross_term_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
                 continue
             total = Fraction(0)
             for s, w in det[u]:
-                total += w * (diag[s] if s == b else pairs[key(s, b)])  # type: ignore[operator]
-            pairs[(u, b)] = total
+                total += w * (gate(s) * diag[s] if s == b else pairs[key(s, b)])  # type: ignore[operator]
+            pairs[(u, b)] = gate(u) * total
             stack.pop()
         return pairs[top]
 
@@ -118,7 +127,7 @@ def cross_term_pass(g: BackwardGraph, o: int) -> list[Fraction | None]:
             total += m * c * diag[v]  # type: ignore[operator]
         dets = det[u]
         for i, (s, w) in enumerate(dets):
-            total += w * w * diag[s]  # type: ignore[operator]
+            total += w * w * gate(s) * diag[s]  # type: ignore[operator]
             for t, w2 in dets[i + 1:]:
                 total += 2 * w * w2 * pair(s, t)
         diag[u] = total

@@ -23,7 +23,7 @@ from fractions import Fraction
 __all__ = ["edge_coefficient", "theorem_total", "COVERED_KINDS"]
 
 #: kinds with an annealed coefficient on their incoming edges
-COVERED_KINDS = frozenset({"relu", "linear", "avgpool", "sum"})
+COVERED_KINDS = frozenset({"relu", "linear", "avgpool", "sum", "sumrelu"})
 
 
 def edge_coefficient(kind: str, var: Fraction, in_degree: int) -> Fraction | None:
@@ -44,6 +44,8 @@ def edge_coefficient(kind: str, var: Fraction, in_degree: int) -> Fraction | Non
         return Fraction(1, in_degree * in_degree)
     if kind == "sum":
         return Fraction(1)
+    if kind == "sumrelu":  # weight 1, then the ReLU's gate
+        return Fraction(1, 2)
     return None
 
 

@@ -19,7 +19,7 @@ HYPOTHESES: tuple[str, ...] = ("H1", "H2", "H3", "H4", "H5", "S")
 #: node kinds without an annealed model (H1 fails there and the network is outside (H'))
 NO_ANNEALED_KINDS = frozenset({"maxpool", "batchnorm"})
 #: node kinds with deterministic weights that (H') admits: average pools and residual sums
-MERGE_KINDS = frozenset({"avgpool", "sum"})
+MERGE_KINDS = frozenset({"avgpool", "sum", "sumrelu"})
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from fractions import Fraction
 
 import networkx as nx
 
-from ..spec import Arch, AxisMap, Stage, node_id
+from ..spec import SUM_KINDS, Arch, AxisMap, Stage, node_id
 
 __all__ = ["build_graph", "spatial_taps", "count_edges"]
 
@@ -76,7 +76,7 @@ def count_edges(arch: Arch) -> int:
     """
     total = 0
     for stage in arch.stages[1:]:
-        if stage.kind == "sum":
+        if stage.kind in SUM_KINDS:
             total += 2 * stage.size
             continue
         src = arch.stages[stage.sources[0]]
@@ -107,7 +107,7 @@ def build_graph(arch: Arch) -> nx.DiGraph:
         g.add_nodes_from(stage_names, kind=stage.kind, layer=stage.name)
         if stage.kind == "input":
             continue
-        if stage.kind == "sum":
+        if stage.kind in SUM_KINDS:
             for s in stage.sources:
                 g.add_edges_from(zip(names[s], stage_names))
             continue

@@ -6,11 +6,12 @@ File format: networkx's node-link data with the edges under ``"links"``::
      "nodes": [{"id": "x0", "kind": "input"}, {"id": "h", "kind": "relu"}, ...],
      "links": [{"source": "x0", "target": "h", "var": "2/3"}, ...]}
 
-``kind`` is one of ``input relu linear avgpool sum maxpool batchnorm``.  ``var`` (optional) is
+``kind`` is one of ``input relu linear avgpool sum sumrelu maxpool batchnorm``.  ``var`` (optional) is
 the variance of a random weight as an exact fraction ``"p/q"`` (an integer or a decimal string
 such as ``"0.5"`` is read exactly; a JSON float is refused because it is not exact).  Without
 ``var`` a random-weight edge has H3's variance ``2 / in-degree``.  Edges into deterministic nodes
-(``avgpool`` averages, ``sum`` adds, ``maxpool`` takes the max) carry no ``var``.
+(``avgpool`` averages, ``sum`` adds, ``sumrelu`` adds then applies a ReLU, ``maxpool`` takes the max)
+carry no ``var``.
 
 A valid network DAG has no directed cycle, its sources are exactly its ``input`` nodes, and
 its outputs are the non-input nodes without successors.

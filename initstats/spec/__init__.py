@@ -43,7 +43,7 @@ from __future__ import annotations
 from .arch import Arch, classify_kinds, node_id
 from .geometry import AxisMap, axis_map, window_entries
 from .layers import ACTIVATIONS, PADDINGS, AvgPool, Conv, Dense, IntOrTuple, Layer, MaxPool, Padding, Residual
-from .stages import DETERMINISTIC_KINDS, NODE_KINDS, POOL_KINDS, RANDOM_KINDS, Stage, build_stages
+from .stages import DETERMINISTIC_KINDS, NODE_KINDS, POOL_KINDS, RANDOM_KINDS, SUM_KINDS, Stage, build_stages
 
 __all__ = [
     "PADDINGS",
@@ -68,4 +68,5 @@ __all__ = [
     "RANDOM_KINDS",
     "DETERMINISTIC_KINDS",
     "POOL_KINDS",
+    "SUM_KINDS",
 ]

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from ..errors import SpecError
 from .layers import Dense, Layer
-from .stages import Stage, build_stages
+from .stages import SUM_KINDS, Stage, build_stages
 
 __all__ = ["Arch", "classify_kinds", "node_id"]
 
@@ -90,7 +90,7 @@ class Arch:
 
     @property
     def has_residual(self) -> bool:
-        return any(s.kind == "sum" for s in self.stages)
+        return any(s.kind in SUM_KINDS for s in self.stages)
 
     @property
     def node_kinds(self) -> frozenset[str]:
@@ -125,7 +125,7 @@ def classify_kinds(kinds: frozenset[str] | set[str]) -> str:
     """
     if kinds & {"maxpool", "batchnorm"}:
         return "outside"
-    if kinds & {"avgpool", "sum"}:
+    if kinds & {"avgpool", "sum", "sumrelu"}:
         return "H'"
     return "H"
 

@@ -191,9 +191,11 @@ class MaxPool(_Pool):
 
 @dataclass(frozen=True)
 class Residual:
-    """A residual block ``y = x + body(x)``: one ``sum`` node per neuron, weights 1.
+    """A residual block ``y = shortcut(x) + body(x)``, optionally followed by a ReLU.
 
-    The body must map its input shape to the same shape.
+    One ``sum`` node per neuron with weights 1 (``sumrelu`` with ``activation='relu'``: the sum,
+    then a ReLU).  ``shortcut`` is the identity when empty, else its own layers (e.g. a strided
+    1x1 convolution, a ResNet projection); both branches must map the input to the same shape.
 
     Examples
     --------
@@ -203,15 +205,26 @@ class Residual:
     >>> [(s.name, s.kind, s.sources) for s in arch.stages]
     [('x', 'input', ()), ('res1.conv1', 'relu', (0,)), ('res1.conv2', 'linear', (1,)), ('res1.sum', 'sum', (0, 2)),
      ('logits', 'linear', (3,))]
+    >>> down = Residual((Conv(4, 3, stride=2), Conv(4, 3, activation=None)),
+    ...                 shortcut=(Conv(4, 1, stride=2, activation=None),), activation="relu")
+    >>> [(s.name, s.kind, s.shape, s.sources) for s in Arch((2, 8), (down, Dense(1, activation=None))).stages[1:4]]
+    [('res1.conv1', 'relu', (4, 4), (0,)), ('res1.conv2', 'linear', (4, 4), (1,)), ('res1.shortcut.conv1', 'linear', (4, 4), (0,))]
     """
 
     body: tuple["Layer", ...]
+    shortcut: tuple["Layer", ...] = ()
+    activation: str | None = None
 
     def __post_init__(self) -> None:
         body = tuple(self.body) if isinstance(self.body, (list, tuple)) else self.body
         if not isinstance(body, tuple) or not body:
             raise SpecError(f"Residual: body={self.body!r} must be a non-empty tuple of layers")
+        shortcut = tuple(self.shortcut) if isinstance(self.shortcut, (list, tuple)) else self.shortcut
+        if not isinstance(shortcut, tuple):
+            raise SpecError(f"Residual: shortcut={self.shortcut!r} must be a tuple of layers (empty: the identity)")
+        _check_activation("Residual", self.activation)
         object.__setattr__(self, "body", body)
+        object.__setattr__(self, "shortcut", shortcut)
 
 
 Layer: TypeAlias = Dense | Conv | AvgPool | MaxPool | Residual

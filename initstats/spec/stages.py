@@ -21,14 +21,16 @@ from ..errors import SpecError, UnsupportedLayerError
 from .geometry import AxisMap, all_to_all, axis_map
 from .layers import AvgPool, Conv, Dense, IntOrTuple, Layer, MaxPool, Residual
 
-__all__ = ["Stage", "build_stages", "NODE_KINDS", "RANDOM_KINDS", "DETERMINISTIC_KINDS", "POOL_KINDS"]
+__all__ = ["Stage", "build_stages", "NODE_KINDS", "RANDOM_KINDS", "DETERMINISTIC_KINDS", "POOL_KINDS", "SUM_KINDS"]
 
 #: node kinds whose incoming weights are random (variance ``var``)
 RANDOM_KINDS = frozenset({"relu", "linear", "batchnorm"})
 #: node kinds with deterministic incoming weights
-DETERMINISTIC_KINDS = frozenset({"avgpool", "sum", "maxpool"})
+DETERMINISTIC_KINDS = frozenset({"avgpool", "sum", "sumrelu", "maxpool"})
 POOL_KINDS = frozenset({"avgpool", "maxpool"})
-NODE_KINDS: tuple[str, ...] = ("input", "relu", "linear", "avgpool", "sum", "maxpool", "batchnorm")
+#: residual sums: weights 1 from each branch (``sumrelu``: then a ReLU)
+SUM_KINDS = frozenset({"sum", "sumrelu"})
+NODE_KINDS: tuple[str, ...] = ("input", "relu", "linear", "avgpool", "sum", "sumrelu", "maxpool", "batchnorm")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,13 +202,17 @@ def _add_layer(stages: list[Stage], layer: Layer, src: int, prefix: str, number:
         if last:
             raise SpecError(f"{name}: the last layer must be Dense (the logits), not Residual")
         out = add(layer.body, src, f"{name}.", False)
-        if stages[out].shape != source.shape:
+        short = add(layer.shortcut, src, f"{name}.shortcut.", False) if layer.shortcut else src
+        if stages[out].shape != stages[short].shape:
+            what = "the shortcut's output" if layer.shortcut else "its input"
             raise SpecError(
-                f"{name}: the body maps shape {source.shape} to {stages[out].shape}; a residual "
-                f"sum needs the same shape (use stride 1, 'same' padding and {c_in} channels)"
+                f"{name}: the body maps shape {source.shape} to {stages[out].shape}, but {what} has shape "
+                f"{stages[short].shape}; a residual sum needs the same shape (use stride 1, 'same' padding and "
+                f"{c_in} channels, or a shortcut that matches)"
             )
         idx = len(stages)
-        stages.append(Stage(index=idx, name=f"{name}.sum", kind="sum", shape=source.shape, sources=(src, out),
+        kind = "sumrelu" if layer.activation == "relu" else "sum"
+        stages.append(Stage(index=idx, name=f"{name}.sum", kind=kind, shape=stages[out].shape, sources=(short, out),
                             layer=layer))
     else:
         raise UnsupportedLayerError(f"layer {layer!r} is not supported; use Dense, Conv, AvgPool, MaxPool or Residual")
