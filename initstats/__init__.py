@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import (DeviceError, GraphError, GraphFormatError, InitStatsError, ModuleError, NotADAGError,
+from .errors import (DeviceError, ExactLimitError, GraphError, GraphFormatError, InitStatsError, ModuleError, NotADAGError,
                      OptionError, SpecError, SpecFileError, UnsupportedLayerError)
 from .exact import GraphAnalysis, OutputAnalysis, Witness, analyse
 from .families import FAMILIES, make_arch, with_avgpool, with_logit_relu
@@ -50,7 +50,7 @@ __all__ = [
     *_LAZY,
     # errors
     "InitStatsError", "SpecError", "UnsupportedLayerError", "GraphError", "NotADAGError", "GraphFormatError",
-    "SpecFileError", "OptionError", "DeviceError", "ModuleError",
+    "SpecFileError", "OptionError", "DeviceError", "ModuleError", "ExactLimitError",
 ]
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "OptionError",
     "DeviceError",
     "ModuleError",
+    "ExactLimitError",
 ]
 
 
@@ -169,4 +170,22 @@ class ModuleError(UnsupportedLayerError):
     ... except ModuleError as err:
     ...     print(err)
     fx node '_1' (call_module 1): module Tanh is not supported; supported: ...
+    """
+
+
+class ExactLimitError(InitStatsError):
+    """An exact computation that would exceed its memory budget: refused with the size it needed.
+
+    Examples
+    --------
+    >>> import initstats.exact.paths as paths
+    >>> from initstats.exact import analyse
+    >>> from initstats.families import make_arch
+    >>> budget, paths.PROFILE_BUDGET = paths.PROFILE_BUDGET, 10
+    >>> try:
+    ...     analyse(make_arch("resnet", 8, channels=2, blocks=2))
+    ... except ExactLimitError as err:
+    ...     print(str(err)[:60])
+    the symmetry check (S) needs more than 10 distinct path-degr
+    >>> paths.PROFILE_BUDGET = budget
     """

@@ -304,3 +304,15 @@ def test_bad_module_input_exits_2(args, needles, tmp_path):
     out = tmp_path / "out"
     assert_bad_input(_cli("graph", *args, "--out", str(out)), *needles)
     assert not out.exists()                                  # nothing partially written
+
+
+def test_an_exact_analysis_beyond_its_budget_is_refused_not_a_crash(monkeypatch):
+    """Deep residual networks multiply the path-degree multisets of (S); past the budget the command
+    exits 2 with the sizes instead of exhausting memory (the ResNet-18 layout at 32 px needs more
+    than 5 million)."""
+    import initstats.exact.paths as paths
+    from .console import assert_bad_input
+
+    monkeypatch.setattr(paths, "PROFILE_BUDGET", 50)
+    assert_bad_input(_cli("graph", "--module", "tests/models.py:residual_net", "--dims", "8"),
+                     "symmetry check (S) needs more than 50", "smaller input size")

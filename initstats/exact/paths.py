@@ -30,6 +30,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..errors import ExactLimitError
+
 __all__ = ["BackwardGraph", "CoefficientTable", "walk_pass", "linear_pass", "profile_pass", "LabelCode", "exact_sum", "at_inputs"]
 
 
@@ -271,6 +273,10 @@ class LabelCode:
         return out
 
 
+#: most (node, path-degree multiset) entries a profile pass may hold (about 1 GB): beyond, it stops
+PROFILE_BUDGET = 5_000_000
+
+
 def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], code: LabelCode
                  ) -> list[dict[int, int] | None]:
     """Path-label profiles toward ``o``.
@@ -297,6 +303,7 @@ def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], co
     [[((2, 2), 1)], [((2,), 1), ((2, 2), 1)]]
     """
     primes = [1 if lab is None else code.prime(lab) for lab in labels]
+    budget = PROFILE_BUDGET
     acc: list[dict[int, int] | None] = [None] * len(g.names)
     msg: list[dict[int, int] | None] = [None] * len(g.names)
     succ = g.succ
@@ -314,6 +321,12 @@ def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], co
             if not val:
                 continue
         acc[u] = val
+        budget -= len(val)
+        if budget < 0:
+            raise ExactLimitError(
+                f"the symmetry check (S) needs more than {PROFILE_BUDGET:,} distinct path-degree multisets on this "
+                f"network (node {g.names[u]!r} alone has {len(val):,}); deep residual networks multiply them with "
+                "every block and every border position; analyse a smaller input size")
         p = primes[u]
         msg[u] = val if p == 1 else {key * p: n for key, n in val.items()}
     return acc
