@@ -53,20 +53,14 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import ModuleError
-from ..spec import Arch, AvgPool, Conv, Dense, Layer, MaxPool, Residual
+from ..spec import Arch, AvgPool, Conv, Dense, Layer, Residual
+from .trace_layers import _FUNCTIONAL_POOLS, _conv_layer, _fail, _pair, _pool_layer
 
 __all__ = ["from_module", "input_shape_of", "check_translation"]
 
-_PADDING_MODES = {"zeros": "zero", "circular": "circular", "reflect": "reflect"}
 _RELU = (F.relu, torch.relu, torch.relu_)
 _FLATTEN = (torch.flatten,)
 _SKIP_MODULES = (nn.Dropout, nn.Identity, nn.Dropout1d, nn.Dropout2d)
-#: functional pooling, read through the module with the same arguments
-_FUNCTIONAL_POOLS = {"avg_pool1d": nn.AvgPool1d, "avg_pool2d": nn.AvgPool2d, "max_pool1d": nn.MaxPool1d,
-                     "max_pool2d": nn.MaxPool2d, "adaptive_avg_pool1d": nn.AdaptiveAvgPool1d,
-                     "adaptive_avg_pool2d": nn.AdaptiveAvgPool2d, "adaptive_max_pool1d": nn.AdaptiveMaxPool1d,
-                     "adaptive_max_pool2d": nn.AdaptiveMaxPool2d}
-
 
 @dataclass(frozen=True)
 class _Res:
@@ -107,71 +101,6 @@ def input_shape_of(module: nn.Module) -> tuple[int, ...]:
             return (m.in_features,)
     raise ModuleError(f"{type(module).__name__}: no Conv1d, Conv2d or Linear layer to read the input shape from; "
                       "give the input shape (--input-shape C,H,W or C,L)")
-
-
-def _where(node: torch.fx.Node) -> str:
-    """Where the model created a node: its module path or the source line fx recorded."""
-    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
-    trace = node.stack_trace.strip().splitlines()[-2].strip() if node.stack_trace else ""
-    return f"fx node {node.name!r} ({node.op} {target})" + (f" at {trace}" if trace else "")
-
-
-def _fail(node: torch.fx.Node, why: str, hint: str = "") -> ModuleError:
-    return ModuleError(f"{_where(node)}: {why}" + (f"; {hint}" if hint else ""))
-
-
-def _pair(v, rank: int = 1) -> tuple[int, ...]:
-    """A per-axis tuple: a tuple as it is, a scalar repeated ``rank`` times."""
-    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * rank
-
-
-def _conv_layer(node: torch.fx.Node, m: nn.Conv1d | nn.Conv2d, shape: tuple[int, ...]) -> Conv:
-    if m.groups != 1:
-        raise _fail(node, f"grouped convolution (groups={m.groups}) is not supported", "use groups=1")
-    if m.padding_mode not in _PADDING_MODES:
-        raise _fail(node, f"padding_mode={m.padding_mode!r} is not supported",
-                    "use 'zeros', 'circular' or 'reflect'")
-    if m.in_channels != shape[0]:
-        raise _fail(node, f"in_channels={m.in_channels} but the input has {shape[0]} channels")
-    rank = len(shape) - 1
-    kernel, stride, dilation = _pair(m.kernel_size, rank), _pair(m.stride, rank), _pair(m.dilation, rank)
-    if m.padding == "valid":
-        pad: tuple[int, ...] = (0,) * len(kernel)
-    elif m.padding == "same":
-        if any(d * (k - 1) % 2 for k, d in zip(kernel, dilation)):
-            raise _fail(node, "padding='same' with an even extent pads one side more than the other",
-                        "use an odd kernel or explicit padding")
-        pad = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
-    else:
-        pad = _pair(m.padding, rank)
-    return Conv(m.out_channels, kernel, stride, dilation, padding=_PADDING_MODES[m.padding_mode], pad=pad,
-                activation=None)
-
-
-def _pool_layer(node: torch.fx.Node, m: nn.Module, shape: tuple[int, ...]) -> Layer:
-    if isinstance(m, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
-        if any(o != 1 for o in _pair(m.output_size, len(shape) - 1)):
-            raise _fail(node, "adaptive max pooling is supported only to size 1 (a global max pool)")
-        return MaxPool(None)
-    if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
-        rank = len(shape) - 1
-        out = tuple(shape[1 + a] if o is None else o for a, o in enumerate(_pair(m.output_size, rank)))
-        if all(o == 1 for o in out):
-            return AvgPool(None)
-        if any(n % o for n, o in zip(shape[1:], out)):
-            raise _fail(node, f"adaptive average pooling from {shape[1:]} to {out} uses windows of different "
-                              "sizes", "use input sizes that the output size divides")
-        k = tuple(n // o for n, o in zip(shape[1:], out))
-        return AvgPool(k, k)
-    cls = AvgPool if isinstance(m, (nn.AvgPool1d, nn.AvgPool2d)) else MaxPool
-    rank = len(shape) - 1
-    if any(_pair(m.padding, rank)) or m.ceil_mode:  # type: ignore[attr-defined]
-        raise _fail(node, "pooling with padding or ceil_mode is not supported", "use padding=0, ceil_mode=False")
-    if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)) and any(d != 1 for d in _pair(m.dilation, rank)):
-        raise _fail(node, "dilated max pooling is not supported")
-    kernel = _pair(m.kernel_size, rank)  # type: ignore[attr-defined]
-    stride = _pair(m.stride, rank) if m.stride is not None else kernel  # type: ignore[attr-defined]
-    return cls(kernel, stride)
 
 
 def _shape_after(layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
