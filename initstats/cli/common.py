@@ -123,7 +123,7 @@ class NetworkOptions:
     def module_archs(self, *, conflicts: dict[str, object] | None = None) -> list:
         """With ``--module``: one spec per input size (:func:`initstats.empirical.modules.module_archs`)."""
         named = {"arch": self.arch, "spec": self.spec, **self.family(), **(conflicts or {})}
-        given = [f"--{k.replace('_', '-')} {v!r}" for k, v in named.items() if v is not None and v is not False]
+        given = _given_options(named)
         if given:
             raise OptionError(f"--module describes the whole network; do not combine it with {', '.join(given)}")
         from ..empirical.modules import module_archs
@@ -163,6 +163,11 @@ def network_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _given_options(named: dict[str, object]) -> list[str]:
+    """``--name value`` for each option given: ``None`` values and ``False`` flags count as not given."""
+    return [f"--{k.replace('_', '-')} {v!r}" for k, v in named.items() if v is not None and v is not False]
+
+
 def network_source(arch: str | None, dims: str | None, spec: Path | None, family: dict[str, object],
                    *, spec_conflicts: dict[str, object] | None = None) -> tuple[Path | None, list[int]]:
     """Check the ``--arch/--dims`` or ``--spec`` choice: ``(spec, [])`` or ``(None, pixel sizes)``.
@@ -172,7 +177,7 @@ def network_source(arch: str | None, dims: str | None, spec: Path | None, family
     """
     if spec is not None:
         named = {"arch": arch, "dims": dims, **family, **(spec_conflicts or {})}
-        given = [f"--{k.replace('_', '-')} {v!r}" for k, v in named.items() if v is not None and v is not False]
+        given = _given_options(named)
         if given:
             raise OptionError(f"--spec describes the whole network; do not combine it with {', '.join(given)} "
                               f"(--arch, --dims and family options are only for --arch)")
