@@ -1,0 +1,525 @@
+"""The infinite-width (NNGP) prediction of ``E_W (d f_k / d x_i)^2``, gate correlations included.
+
+``K(x, x') = E_W f(x) f(x')`` and ``d^2 K / dx_i dx'_i`` at ``x' = x`` is ``E_W (d_i f(x))^2`` at
+every width.  In the infinite-width limit the pre-activations of one channel at all positions and
+their input derivatives, ``(h_p, d_i h_p)``, are jointly Gaussian, so a recursion over the stages
+of an :class:`~initstats.spec.Arch` propagates, per pair of positions ``(p, q)``:
+
+- ``S(p, q) = E h_p h_q`` (the forward kernel, all pairs),
+- ``A_i(p, q) = E h_p d_i h_q`` (``q`` in the receptive region of input coordinate ``i``),
+- ``D_i(p, q) = E d_i h_p d_i h_q`` (both in that region).
+
+Convolutions and dense layers (weights of variance ``gain / fan_in``, shared over positions) sum
+the same kernel entry at ``p + e`` and ``q + e``; average pools and residual sums are linear; a
+ReLU maps the moments through bivariate Gaussian integrals (arc-cosine kernels of order 0 and 1
+and Gaussian integration by parts), with the closed form ``D/2``, ``A/2`` at correlation 1 (the
+diagonal ``p = q``, where differentiating ``arccos`` would give NaN).  The logit's ``D_i`` is the
+answer.  Inputs are sampled (``x ~ N(0, I)``, or given) and the answer is averaged over them with
+its standard error; under circular padding the input shifts by the product of the strides leave
+the network unchanged, so only one cell of input positions is computed per input.
+
+Cost: ``S`` holds (positions)^2 pairs per stage; ``A`` holds, per input coordinate,
+positions x (region)^2, and ``D`` (region)^4, where the region is the (cyclic) box of positions
+an input coordinate reaches; directions are processed in chunks within ``MEMORY_BUDGET`` bytes.
+
+Assumptions: Gaussian weights (any symmetric law gives the same limit), zero biases, He or LeCun
+variance, ReLU only on Gaussian pre-activations (a ``sumrelu`` of two Gaussian branches is
+fine; a ReLU after the sum with an identity shortcut of a post-ReLU signal is not), residual
+sums whose branches are independent (one ends in a random linear layer).  Max pooling and
+BatchNorm are refused (:class:`~initstats.errors.UnsupportedLayerError`).
+
+Where the value is exact at *any* width (``InfiniteWidth.exact``): with one hidden random layer
+(its pre-activations are exactly Gaussian given ``x``), and where no deterministic node (average
+pool, residual sum) merges paths after a ReLU -- there it equals the annealed path sum for every
+``x`` (THEORY.md section 4c).  Otherwise it is the infinite-width limit; finite width adds an
+``O(1/width)`` correction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ExactLimitError, OptionError, UnsupportedLayerError
+from ..spec import Arch, Stage, window_entries
+from .common import init_gain
+
+__all__ = ["InfiniteWidth", "infinite_width", "MEMORY_BUDGET"]
+
+#: bytes the recursion may hold at once (the kernels of every ReLU stage plus one chunk)
+MEMORY_BUDGET = 3 * 2**30
+_TINY_SIN = 1e-7  # below this sin(theta) the Gaussian-conditioning term is dropped (correlation 1)
+_B = 8  # bytes per float64
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfiniteWidth:
+    """The infinite-width prediction of ``E_W (d f_k / d x_i)^2`` for one architecture.
+
+    Attributes
+    ----------
+    grad_sq : numpy.ndarray
+        ``E_x E_W (d f_k / d x_i)^2`` per input coordinate, in the input's shape.
+    grad_sq_total : float
+        Its sum, ``E ||grad_x f_k||^2``.
+    grad_sq_total_se : float or None
+        Standard error of the total over the sampled inputs (None with a single input).
+    n_inputs : int
+        Inputs ``x`` averaged over.
+    exact : bool
+        True where the value is ``E_W`` at any width, not only the infinite-width limit.
+    exact_reason : str
+        Why (or why not) it is exact.
+    position_pairs : int
+        The largest number of position pairs of one stage's forward kernel (what the cost grows with).
+    period : tuple of int or None
+        Input shifts (per spatial axis) that leave the network unchanged, used to compute one cell
+        of positions per input; None when the network is not shift-invariant.
+    """
+
+    grad_sq: np.ndarray
+    grad_sq_total: float
+    grad_sq_total_se: float | None
+    n_inputs: int
+    exact: bool
+    exact_reason: str
+    position_pairs: int
+    period: tuple[int, ...] | None = None
+
+
+# ------------------------------------------------------------------------------------------------
+# geometry: taps per axis and the cyclic box each input coordinate reaches
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Link:
+    """How one stage reads one source along one (internal) axis."""
+
+    taps: np.ndarray       # (entries, n_out), sentinel n_src: position read by each kernel entry
+    weight: float          # per-entry weight on each side (pools: 1/window), 1 for random stages
+    slots: np.ndarray      # (entries, n_dirs, S_out), sentinel S_src: the same in box-slot coordinates
+
+
+@dataclass
+class _Geo:
+    n: tuple[int, int]
+    lo: tuple[np.ndarray, np.ndarray]     # box start per input coordinate, per axis
+    size: tuple[int, int]                  # box length per axis
+    region: tuple[np.ndarray, np.ndarray]  # (n_dirs, n) bool: positions reached
+
+
+def _spatial2(shape: tuple[int, ...]) -> tuple[int, int]:
+    sp = tuple(shape[1:])
+    return (sp + (1, 1))[:2]  # type: ignore[return-value]
+
+
+def _taps(stage: Stage, src_n: tuple[int, int], n: tuple[int, int]) -> tuple[list[np.ndarray], list[float]]:
+    """Tap tables per axis (entries x n_out, sentinel = source size) and per-entry pool weights."""
+    taps, weights = [], []
+    for a in range(2):
+        m, k = src_n[a], n[a]
+        if stage.kind in ("sum", "sumrelu"):
+            t = np.arange(k)[None, :]
+        elif a < len(stage.kernel):  # convolution or windowed pool
+            t = np.full((stage.kernel[a], k), m, dtype=np.int64)
+            for i in range(k):
+                for e, pos in window_entries(i, m, stage.kernel[a], stage.stride[a], stage.dilation[a],
+                                             stage.pad[a], stage.padding or "zero"):
+                    t[e, i] = pos
+        else:  # dense layer, global pool, or an axis the tensors lack: all to all
+            t = np.arange(m)[:, None] if k == 1 else np.arange(k)[None, :]
+        taps.append(t.astype(np.int64))
+        weights.append(1.0 / t.shape[0] if stage.kind == "avgpool" else 1.0)
+    return taps, weights
+
+
+def _box(region: np.ndarray) -> tuple[np.ndarray, int]:
+    """Smallest cyclic interval covering each row's reached positions: (start per row, common length)."""
+    n_dirs, n = region.shape
+    lo, span = np.zeros(n_dirs, dtype=np.int64), 1
+    for r in range(n_dirs):
+        pos = np.flatnonzero(region[r])
+        if len(pos) == 0:
+            continue
+        gaps = np.diff(np.append(pos, pos[0] + n))
+        k = int(np.argmax(gaps))
+        lo[r] = pos[(k + 1) % len(pos)]
+        span = max(span, n - int(gaps[k]) + 1)
+    return lo, min(span, n)
+
+
+def _geometry(arch: Arch, dirs: tuple[np.ndarray, np.ndarray]):
+    """Per stage: its :class:`_Geo` and, per source, the :class:`_Link` of each axis."""
+    st = arch.stages
+    n0 = _spatial2(st[0].shape)
+    geos: list[_Geo] = []
+    region = tuple(np.arange(n0[a])[None, :] == dirs[a][:, None] for a in range(2))
+    geos.append(_Geo(n0, (dirs[0].copy(), dirs[1].copy()), (1, 1), region))
+    links: list[list[list[_Link]]] = [[]]
+    for s in st[1:]:
+        n = _spatial2(s.shape) if s.is_conv or s.is_pool or s.kind in ("sum", "sumrelu") else (1, 1)
+        if s.is_pool and not s.kernel:
+            n = (1, 1)
+        per_src, reach = [], [np.zeros((len(dirs[a]), n[a]), bool) for a in range(2)]
+        tap_sets = [(_taps(s, geos[k].n, n), k) for k in s.sources]
+        for (taps, _), k in tap_sets:
+            for a in range(2):
+                src = np.concatenate([geos[k].region[a], np.zeros((len(dirs[a]), 1), bool)], axis=1)
+                reach[a] |= src[:, taps[a]].any(axis=1)
+        boxes = [_box(reach[a]) for a in range(2)]
+        geo = _Geo(n, (boxes[0][0], boxes[1][0]), (boxes[0][1], boxes[1][1]), tuple(reach))  # type: ignore[arg-type]
+        for (taps, weights), k in tap_sets:
+            src, axes = geos[k], []
+            for a in range(2):
+                pos = (geo.lo[a][:, None] + np.arange(geo.size[a])[None, :]) % n[a]          # (dirs, S)
+                t = np.concatenate([taps[a], np.full((taps[a].shape[0], 1), src.n[a])], axis=1)[:, pos]
+                slot = (t - src.lo[a][None, :, None]) % src.n[a]
+                slot = np.where((t == src.n[a]) | (slot >= src.size[a]), src.size[a], slot)
+                axes.append(_Link(taps[a], weights[a], slot))
+            per_src.append(axes)
+        geos.append(geo)
+        links.append(per_src)
+    return geos, links
+
+
+# ------------------------------------------------------------------------------------------------
+# the linear maps (convolutions, dense layers, pools, sums) on the three kinds of tensor
+# ------------------------------------------------------------------------------------------------
+
+def _pad(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x`` with one slab of zeros appended along ``dim`` (what the sentinel indices read)."""
+    return torch.cat([x, torch.zeros_like(x.narrow(dim, 0, 1))], dim=dim)
+
+
+def _take(x: torch.Tensor, dim: int, rdim: int | None, index: torch.Tensor) -> torch.Tensor:
+    """Positions along ``dim``: ``index`` (n_out,) for a dense side; for a box side ``index`` is
+    ``(n_dirs, S_out)`` and ``y[.., r, .., j, ..] = x[.., r, .., index[r, j], ..]``."""
+    if rdim is None:
+        return x.index_select(dim, index)
+    shape = [1] * x.dim()
+    shape[rdim], shape[dim] = index.shape
+    out = list(x.shape)
+    out[dim] = index.shape[1]
+    return torch.gather(x, dim, index.reshape(shape).expand(out))
+
+
+def _apply(x: torch.Tensor, sides, coupled: bool, link_axes: list[_Link], tabs) -> torch.Tensor:
+    """One stage's linear map along both axes; ``sides[a]`` holds the two ``(dim, rdim or None)`` of
+    axis ``a`` (``rdim``: the direction axis of a box side) and ``tabs[a]`` their index tables."""
+    for a in range(2):
+        link, ((d1, r1), (d2, r2)) = link_axes[a], sides[a]
+        taps_t, slot_t = tabs[a]
+        i1 = taps_t if r1 is None else slot_t
+        i2 = taps_t if r2 is None else slot_t
+        xp = _pad(_pad(x, d1), d2)
+        entries = link.taps.shape[0]
+        if coupled:  # a random weight: the same kernel entry on both sides
+            x = sum(_take(_take(xp, d1, r1, i1[e]), d2, r2, i2[e]) for e in range(entries))
+        else:        # deterministic weights: each side on its own
+            y = sum(_take(xp, d1, r1, i1[e]) for e in range(entries)) * link.weight
+            x = sum(_take(y, d2, r2, i2[e]) for e in range(entries)) * link.weight
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
+# the ReLU: bivariate Gaussian moments
+# ------------------------------------------------------------------------------------------------
+
+def _relu_terms(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, same: torch.Tensor):
+    """For ``(h_p, h_q)`` of variances ``a, b`` and covariance ``c``: ``E relu relu``,
+    ``P = E step step``, ``E relu(h_p) delta(h_q)`` and ``1 / (2 pi sqrt(ab) sin theta)`` (0 at correlation 1)."""
+    sq = torch.sqrt(a * b)
+    rho = torch.where(same, torch.ones_like(c), (c / sq).clamp(-1.0, 1.0))
+    theta = torch.arccos(rho)
+    sin = torch.where(same, torch.zeros_like(c), torch.sqrt(((1 - rho) * (1 + rho)).clamp_min(0.0)))
+    relu2 = sq * (sin + (math.pi - theta) * rho) / (2 * math.pi)
+    step2 = (math.pi - theta) / (2 * math.pi)
+    relu_delta = torch.sqrt(a / b) * sin / (2 * math.pi)
+    big = sin > _TINY_SIN
+    inv = torch.where(big, 1.0 / (2 * math.pi * sq * torch.where(big, sin, torch.ones_like(sin))),
+                      torch.zeros_like(sin))
+    return relu2, step2, relu_delta, inv
+
+
+def _relu_sigma(sig: torch.Tensor) -> torch.Tensor:
+    n0, n1 = sig.shape[:2]
+    flat = sig.reshape(n0 * n1, n0 * n1)
+    diag = flat.diagonal()
+    same = torch.eye(n0 * n1, dtype=torch.bool)
+    return _relu_terms(diag[:, None], diag[None, :], flat, same)[0].reshape(sig.shape)
+
+
+def _relu_chunk(sig: torch.Tensor, A: torch.Tensor, D: torch.Tensor, pos: tuple[torch.Tensor, torch.Tensor]):
+    """ReLU on a chunk of directions: ``A`` (c, R0, R1, n0, n1, S0, S1), ``D`` (c, R0, R1, S0, S1, S0, S1)."""
+    p0, p1 = pos                              # (R0, S0), (R1, S1): positions of the box slots
+    R0, S0 = p0.shape
+    R1, S1 = p1.shape
+    n0, n1 = sig.shape[:2]
+    diag = sig.reshape(n0 * n1, -1).diagonal().reshape(n0, n1)
+    # A at the box rows: A_rows[c, r, i, j] = A[c, r, pos(i), j]
+    ir0, ir1 = torch.arange(R0)[:, None, None, None], torch.arange(R1)[None, :, None, None]
+    A_rows = A[:, ir0, ir1, p0[:, None, :, None], p1[None, :, None, :]]
+    Adiag = torch.einsum("crsijij->crsij", A_rows)                         # A(q, q) at slot q
+    # D: both ends in the box
+    P0i, P1i = p0[:, None, :, None, None, None], p1[None, :, None, :, None, None]
+    P0j, P1j = p0[:, None, None, None, :, None], p1[None, :, None, None, None, :]
+    c = sig[P0i, P1i, P0j, P1j]
+    a, b = diag[P0i, P1i], diag[P0j, P1j]
+    _, step2, _, inv = _relu_terms(a.expand_as(c), b.expand_as(c), c, (P0i == P0j) & (P1i == P1j))
+    App, Aqq = Adiag[:, :, :, :, :, None, None], Adiag[:, :, :, None, None, :, :]
+    Aqp = A_rows.permute(0, 1, 2, 5, 6, 3, 4)
+    D = D * step2 + inv * (App * (Aqq - c * A_rows / a) + Aqp * (A_rows - c * Aqq / b))
+    # A: p anywhere, q in the box
+    Q0, Q1 = p0[:, None, None, None, :, None], p1[None, :, None, None, None, :]
+    N0, N1 = torch.arange(n0)[None, None, :, None, None, None], torch.arange(n1)[None, None, None, :, None, None]
+    c = sig[N0, N1, Q0, Q1]
+    a, b = diag[N0, N1], diag[Q0, Q1]
+    _, step2, relu_delta, _ = _relu_terms(a.expand_as(c), b.expand_as(c), c, (N0 == Q0) & (N1 == Q1))
+    A = A * step2 + Adiag[:, :, :, None, None, :, :] * relu_delta
+    return A, D
+
+
+# ------------------------------------------------------------------------------------------------
+# checks: what the recursion supports, shift invariance, exactness
+# ------------------------------------------------------------------------------------------------
+
+def _check(arch: Arch) -> None:
+    st = arch.stages
+    gauss, summed = [False] * len(st), [True] + [False] * (len(st) - 1)
+    for s in st[1:]:
+        if s.kind in ("maxpool", "batchnorm"):
+            what = "max pooling" if s.kind == "maxpool" else "BatchNorm"
+            raise UnsupportedLayerError(
+                f"{s.name}: {what} has no closed-form infinite-width kernel here; use average pooling / no "
+                f"BatchNorm, or measure it (initstats.empirical.measure)")
+        if s.kind in ("sum", "sumrelu"):
+            x, y = s.sources
+            if summed[x] or summed[y]:
+                raise UnsupportedLayerError(f"{s.name}: a residual sum reading the input directly is not supported; "
+                                            f"put a convolution before the first residual block")
+            if st[x].kind != "linear" and st[y].kind != "linear":
+                raise UnsupportedLayerError(
+                    f"{s.name}: neither branch ends in a random linear layer, so the branches are correlated; "
+                    f"end the body with Conv(..., activation=None)")
+            if s.kind == "sumrelu" and not (gauss[x] and gauss[y]):
+                raise UnsupportedLayerError(
+                    f"{s.name}: a ReLU after a sum with a post-ReLU branch ({st[x].name} + {st[y].name}) acts on a "
+                    f"non-Gaussian pre-activation; the recursion needs Gaussian ones (use activation=None on the "
+                    f"sum, or a projection shortcut)")
+            gauss[s.index] = s.kind == "sum" and gauss[x] and gauss[y]
+        elif s.is_pool:
+            gauss[s.index], summed[s.index] = gauss[s.sources[0]], summed[s.sources[0]]
+        else:
+            gauss[s.index] = s.kind == "linear"
+
+
+def _period(arch: Arch) -> tuple[int, int] | None:
+    """Input shifts per axis under which the network is unchanged (circular convolutions, tiling pools)."""
+    cum = {0: (1, 1)}
+    period = [1, 1]
+    for s in arch.stages[1:]:
+        src = arch.stages[s.sources[0]]
+        step = list(cum[s.sources[0]])
+        if s.kernel:
+            for a, n in enumerate(src.spatial):
+                k, stride = s.kernel[a], s.stride[a]
+                ok = n % stride == 0 and (
+                    (s.is_conv and (s.padding == "circular" or (k == 1 and s.pad[a] == 0)))
+                    or (s.is_pool and k == stride))
+                if not ok:
+                    return None
+                step[a] *= stride
+        cum[s.index] = tuple(step)
+        period = [math.lcm(period[a], step[a]) for a in range(2)]
+    spatial = _spatial2(arch.input_shape)
+    return tuple(min(period[a], spatial[a]) for a in range(2))  # type: ignore[return-value]
+
+
+def _exactness(arch: Arch) -> tuple[bool, str]:
+    st = arch.stages
+    after_relu = [False] * len(st)
+    merge = False
+    for s in st[1:]:
+        up = any(after_relu[k] or st[k].kind in ("relu", "sumrelu") for k in s.sources)
+        after_relu[s.index] = up
+        window = s.kind in ("sum", "sumrelu") or (s.is_pool and (not s.kernel or math.prod(s.kernel) > 1))
+        merge |= up and window
+    random = [s for s in st[1:] if s.kind in ("relu", "linear")]
+    if not merge:
+        return True, ("no deterministic merge (average pool, residual sum) after a ReLU: equals the annealed "
+                      "path sum for every x at any width")
+    if len(random) == 2 and random[0].kind == "relu" and random[1] is st[-1]:
+        return True, ("one hidden random layer: its pre-activations are exactly Gaussian given x, so the value "
+                      "is E_W at any width")
+    return False, ("infinite-width limit: gates merged by average pooling or residual sums after ReLUs deeper "
+                   "than one hidden layer; finite width adds an O(1/width) correction")
+
+
+# ------------------------------------------------------------------------------------------------
+# the recursion
+# ------------------------------------------------------------------------------------------------
+
+def _tables(links):
+    return [[[(torch.from_numpy(ax.taps), torch.from_numpy(ax.slots)) for ax in per] for per in st]
+            for st in links]
+
+
+def _sigmas(arch: Arch, x: torch.Tensor, links, gain: float) -> dict[int, torch.Tensor]:
+    """Pre-activation forward kernels of the ReLU stages (and of every stage, transiently)."""
+    st = arch.stages
+    n0 = _spatial2(st[0].shape)
+    xs = x.reshape(st[0].channels, *n0)
+    out = {0: torch.einsum("cab,cde->abde", xs, xs)}
+    keep: dict[int, torch.Tensor] = {}
+    sides = [((0, None), (2, None)), ((1, None), (3, None))]
+    tabs = _tables(links)
+    for s in st[1:]:
+        vals = [_apply(out[k], sides, s.kind in ("relu", "linear"), links[s.index][j],
+                       [(t[0], None) for t in tabs[s.index][j]]) for j, k in enumerate(s.sources)]
+        sig = vals[0] if len(vals) == 1 else vals[0] + vals[1]
+        if s.kind in ("relu", "linear"):
+            sig = sig * _factor(arch, s, gain)
+        if s.kind in ("relu", "sumrelu"):
+            keep[s.index] = sig
+            sig = _relu_sigma(sig)
+        out[s.index] = sig
+    return keep
+
+
+def _factor(arch: Arch, s: Stage, gain: float) -> float:
+    src = arch.stages[s.sources[0]]
+    summed = src.index == 0 or all(t.kind == "avgpool" for t in arch.stages[1:src.index + 1])
+    return gain / s.fan_in * (1 if summed else src.channels)
+
+
+def _chunk(arch: Arch, x: torch.Tensor, sigmas, geos, tabs, links, gain: float, rows: slice) -> torch.Tensor:
+    """``E (d_i f)^2`` for the input coordinates ``(c, r0 in rows, r1)``: a (c, R0, R1) tensor."""
+    st = arch.stages
+    n0 = _spatial2(st[0].shape)
+    xs = x.reshape(st[0].channels, *n0)
+    R0, R1 = len(geos[0].lo[0][rows]), len(geos[0].lo[1])
+    A = xs[:, None, None, :, :, None, None].expand(-1, R0, R1, -1, -1, 1, 1)
+    D = torch.ones(st[0].channels, R0, R1, 1, 1, 1, 1, dtype=x.dtype)
+    outs = {0: (A, D)}
+    a_sides = [((3, None), (5, 1)), ((4, None), (6, 2))]
+    d_sides = [((3, 1), (5, 1)), ((4, 2), (6, 2))]
+    last_use = {k: s.index for s in st[1:] for k in s.sources}
+    for s in st[1:]:
+        coupled = s.kind in ("relu", "linear")
+        As, Ds = [], []
+        for j, k in enumerate(s.sources):
+            t = tabs[s.index][j]
+            a_tabs = [(t[a][0], t[a][1][:, rows] if a == 0 else t[a][1]) for a in range(2)]
+            As.append(_apply(outs[k][0], a_sides, coupled, links[s.index][j], a_tabs))
+            Ds.append(_apply(outs[k][1], d_sides, coupled, links[s.index][j], a_tabs))
+        A, D = (As[0], Ds[0]) if len(As) == 1 else (As[0] + As[1], Ds[0] + Ds[1])
+        if coupled:
+            f = _factor(arch, s, gain)
+            A, D = A * f, D * f
+        if s.kind in ("relu", "sumrelu"):
+            g = geos[s.index]
+            pos = tuple(torch.from_numpy((g.lo[a][:, None] + np.arange(g.size[a])[None, :]) % g.n[a]) for a in range(2))
+            A, D = _relu_chunk(sigmas[s.index], A, D, (pos[0][rows], pos[1]))
+        outs[s.index] = (A, D)
+        for k in s.sources:
+            if last_use[k] == s.index:
+                del outs[k]
+    return outs[st[-1].index][1].reshape(st[0].channels, R0, R1)
+
+
+def _budget_rows(arch: Arch, geos, n_r1: int) -> tuple[int, int, int]:
+    """(bytes of the stored kernels, bytes per row of directions, largest number of position pairs)."""
+    st = arch.stages
+    pairs = max(math.prod(g.n) ** 2 for g in geos)
+    kernels = sum(math.prod(geos[s.index].n) ** 2 for s in st if s.kind in ("relu", "sumrelu")) * _B
+    per_row = max(st[0].channels * n_r1 * (math.prod(g.n) + math.prod(g.size)) * math.prod(g.size) for g in geos)
+    return kernels + 6 * pairs * _B, 12 * per_row * _B, pairs
+
+
+def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int = 0, init: str = "he",
+                   inputs: np.ndarray | torch.Tensor | None = None) -> InfiniteWidth:
+    """The infinite-width prediction of ``E_W (d f_k / d x_i)^2`` per input coordinate and its total.
+
+    Parameters
+    ----------
+    arch : Arch
+        The network (conv, dense, average pool, residual sums; zero, circular or reflect padding).
+    n_inputs : int
+        Inputs ``x ~ N(0, I)`` averaged over (float64 generator seeded with ``seed``).
+    seed : int
+    output : int
+        The logit ``k``; every logit has the same infinite-width value (checked to be in range).
+    init : {'he', 'lecun'}
+        Weight variance ``2 / fan_in`` or ``1 / fan_in``.
+    inputs : array, optional
+        Explicit inputs of shape ``(n, *arch.input_shape)`` instead of sampled ones.
+
+    Returns
+    -------
+    InfiniteWidth
+
+    Raises
+    ------
+    UnsupportedLayerError
+        Max pooling, BatchNorm, or a residual sum outside the assumptions (module docstring).
+    ExactLimitError
+        When the position pairs would not fit in :data:`MEMORY_BUDGET` bytes.
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> res = infinite_width(make_arch("fc", 4, width=8, depth=2), n_inputs=2)
+    >>> round(res.grad_sq_total, 10), res.exact, res.grad_sq.shape      # no merge: the annealed 2
+    (2.0, True, (3, 4, 4))
+    >>> from initstats.spec import Arch, AvgPool, Conv, Dense
+    >>> pooled = Arch((3, 8, 8), (Conv(4, padding="circular"), AvgPool(8), Dense(1, activation=None)))
+    >>> res = infinite_width(pooled, n_inputs=4)
+    >>> res.exact, 0.0335 < res.grad_sq_total < 0.0345                   # above the annealed 2/64
+    (True, True)
+    """
+    if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 1:
+        raise OptionError(f"n_inputs={n_inputs!r} is invalid; expected a positive integer")
+    if not 0 <= output < arch.num_classes:
+        raise OptionError(f"output={output!r} is out of range; the network has {arch.num_classes} logits")
+    gain = init_gain(init)
+    _check(arch)
+    if inputs is None:
+        gen = torch.Generator().manual_seed(seed)
+        xs = torch.randn(n_inputs, *arch.input_shape, generator=gen, dtype=torch.float64)
+    else:
+        xs = torch.as_tensor(np.asarray(inputs), dtype=torch.float64)
+        if tuple(xs.shape[1:]) != tuple(arch.input_shape):
+            raise OptionError(f"inputs have shape {tuple(xs.shape)}; expected (n, {', '.join(map(str, arch.input_shape))})")
+        n_inputs = xs.shape[0]
+    period = _period(arch)
+    n_in = _spatial2(arch.input_shape)
+    cell = period if period is not None else n_in
+    dirs = (np.arange(cell[0]), np.arange(cell[1]))
+    geos, links = _geometry(arch, dirs)
+    fixed, per_row, pairs = _budget_rows(arch, geos, cell[1])
+    if fixed + per_row > MEMORY_BUDGET:
+        raise ExactLimitError(
+            f"{arch.name}: the infinite-width recursion needs about {(fixed + per_row) / 2**30:.1f} GiB "
+            f"(budget {MEMORY_BUDGET / 2**30:.1f} GiB): {pairs:,} position pairs in its largest stage; the "
+            f"forward kernels grow as (positions)^2 and the derivative terms as (input coordinates) x "
+            f"(positions) x (receptive box)^2; use fewer pixels or circular padding (shift invariance)")
+    rows_per_chunk = max(1, int((MEMORY_BUDGET - fixed) // per_row))
+    tabs = _tables(links)
+    values = np.zeros((n_inputs, arch.input_shape[0], *cell))
+    with torch.no_grad():
+        for t in range(n_inputs):
+            sig = _sigmas(arch, xs[t], links, gain)
+            for start in range(0, cell[0], rows_per_chunk):
+                rows = slice(start, min(cell[0], start + rows_per_chunk))
+                values[t, :, rows] = _chunk(arch, xs[t], sig, geos, tabs, links, gain, rows).numpy()
+    reps = (1, 1, n_in[0] // cell[0], n_in[1] // cell[1])
+    per_x = np.tile(values, reps)
+    totals = per_x.reshape(n_inputs, -1).sum(axis=1)
+    exact, reason = _exactness(arch)
+    se = float(totals.std(ddof=1) / math.sqrt(n_inputs)) if n_inputs > 1 else None
+    return InfiniteWidth(grad_sq=per_x.mean(axis=0).reshape(arch.input_shape), grad_sq_total=float(totals.mean()),
+                         grad_sq_total_se=se, n_inputs=n_inputs, exact=exact, exact_reason=reason,
+                         position_pairs=pairs, period=None if period is None else period[:len(arch.input_shape) - 1])
