@@ -244,16 +244,20 @@ def _relu_terms(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, same: torch.T
     return relu2, step2, relu_delta, inv
 
 
-def _relu_sigma(sig: torch.Tensor) -> torch.Tensor:
+def _relu_sigma(sig: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``E relu relu``, ``E step step`` and ``E relu(h_p) delta(h_q)`` for every pair of positions."""
     n0, n1 = sig.shape[:2]
     flat = sig.reshape(n0 * n1, n0 * n1)
     diag = flat.diagonal()
     same = torch.eye(n0 * n1, dtype=torch.bool)
-    return _relu_terms(diag[:, None], diag[None, :], flat, same)[0].reshape(sig.shape)
+    relu2, step2, relu_delta, _ = _relu_terms(diag[:, None], diag[None, :], flat, same)
+    return relu2.reshape(sig.shape), step2.reshape(sig.shape), relu_delta.reshape(sig.shape)
 
 
-def _relu_chunk(sig: torch.Tensor, A: torch.Tensor, D: torch.Tensor, pos: tuple[torch.Tensor, torch.Tensor]):
-    """ReLU on a chunk of directions: ``A`` (c, R0, R1, n0, n1, S0, S1), ``D`` (c, R0, R1, S0, S1, S0, S1)."""
+def _relu_chunk(kernels, A: torch.Tensor, D: torch.Tensor, pos: tuple[torch.Tensor, torch.Tensor]):
+    """ReLU on a chunk of directions: ``A`` (c, R0, R1, n0, n1, S0, S1), ``D`` (c, R0, R1, S0, S1, S0, S1);
+    ``kernels``: the pre-activation kernel and the pairwise ``E step step``, ``E relu delta``."""
+    sig, step_pq, relu_delta_pq = kernels
     p0, p1 = pos                              # (R0, S0), (R1, S1): positions of the box slots
     R0, S0 = p0.shape
     R1, S1 = p1.shape
@@ -275,10 +279,7 @@ def _relu_chunk(sig: torch.Tensor, A: torch.Tensor, D: torch.Tensor, pos: tuple[
     # A: p anywhere, q in the box
     Q0, Q1 = p0[:, None, None, None, :, None], p1[None, :, None, None, None, :]
     N0, N1 = torch.arange(n0)[None, None, :, None, None, None], torch.arange(n1)[None, None, None, :, None, None]
-    c = sig[N0, N1, Q0, Q1]
-    a, b = diag[N0, N1], diag[Q0, Q1]
-    _, step2, relu_delta, _ = _relu_terms(a.expand_as(c), b.expand_as(c), c, (N0 == Q0) & (N1 == Q1))
-    A = A * step2 + Adiag[:, :, :, None, None, :, :] * relu_delta
+    A = A * step_pq[N0, N1, Q0, Q1] + Adiag[:, :, :, None, None, :, :] * relu_delta_pq[N0, N1, Q0, Q1]
     return A, D
 
 
@@ -383,8 +384,9 @@ def _sigmas(arch: Arch, x: torch.Tensor, links, gain: float) -> dict[int, torch.
         if s.kind in ("relu", "linear"):
             sig = sig * _factor(arch, s, gain)
         if s.kind in ("relu", "sumrelu"):
-            keep[s.index] = sig
-            sig = _relu_sigma(sig)
+            post, step2, relu_delta = _relu_sigma(sig)
+            keep[s.index] = (sig, step2, relu_delta)
+            sig = post
         out[s.index] = sig
     return keep
 
@@ -434,7 +436,7 @@ def _budget_rows(arch: Arch, geos, n_r1: int) -> tuple[int, int, int]:
     """(bytes of the stored kernels, bytes per row of directions, largest number of position pairs)."""
     st = arch.stages
     pairs = max(math.prod(g.n) ** 2 for g in geos)
-    kernels = sum(math.prod(geos[s.index].n) ** 2 for s in st if s.kind in ("relu", "sumrelu")) * _B
+    kernels = 3 * sum(math.prod(geos[s.index].n) ** 2 for s in st if s.kind in ("relu", "sumrelu")) * _B
     per_row = max(st[0].channels * n_r1 * (math.prod(g.n) + math.prod(g.size)) * math.prod(g.size) for g in geos)
     return kernels + 6 * pairs * _B, 12 * per_row * _B, pairs
 
