@@ -84,7 +84,8 @@ def test_one_dense_relu_layer_arc_cosine():
     make_arch("fc", 4, width=8, depth=3),
     Arch((3, 8, 8), (Conv(4), Conv(4, 2, stride=2, pad=0), Conv(4, dilation=2), Dense(5, activation=None))),
     Arch((2, 6, 6), (Conv(4, padding="reflect"), Conv(4, padding="circular"), Dense(1, activation=None))),
-], ids=["fc", "cnn-zero-strided", "cnn-reflect"])
+    make_arch("cnn", 16, channels=2, padding="circular"),    # shift-invariant: one 8x8 cell per input
+], ids=["fc", "cnn-zero-strided", "cnn-reflect", "cnn-circular"])
 def test_equals_annealed_without_merges(arch):
     """No pooling or sum after a ReLU: the annealed path sum is exact at every input (THEORY 4c),
     so the infinite-width value equals the exact engine's per coordinate, with no spread over x."""

@@ -318,7 +318,7 @@ def _check(arch: Arch) -> None:
 
 
 def _period(arch: Arch) -> tuple[int, int] | None:
-    """Input shifts per axis under which the network is unchanged (circular convolutions, tiling pools)."""
+    """Input shifts per axis under which the network is unchanged (circular convolutions, tiling windows)."""
     cum = {0: (1, 1)}
     period = [1, 1]
     for s in arch.stages[1:]:
@@ -327,9 +327,9 @@ def _period(arch: Arch) -> tuple[int, int] | None:
         if s.kernel:
             for a, n in enumerate(src.spatial):
                 k, stride = s.kernel[a], s.stride[a]
-                ok = n % stride == 0 and (
-                    (s.is_conv and (s.padding == "circular" or (k == 1 and s.pad[a] == 0)))
-                    or (s.is_pool and k == stride))
+                extent = s.dilation[a] * (k - 1) + 1
+                tiles = s.pad[a] == 0 and extent <= stride  # windows side by side, no padding read
+                ok = n % stride == 0 and ((s.is_conv and s.padding == "circular") or tiles)
                 if not ok:
                     return None
                 step[a] *= stride
