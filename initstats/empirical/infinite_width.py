@@ -90,9 +90,7 @@ class InfiniteWidth:
     period: tuple[int, ...] | None = None
 
 
-# ------------------------------------------------------------------------------------------------
-# geometry: taps per axis and the cyclic box each input coordinate reaches
-# ------------------------------------------------------------------------------------------------
+# -- geometry: taps per axis and the cyclic box each input coordinate reaches --------------------
 
 @dataclass
 class _Link:
@@ -185,9 +183,7 @@ def _geometry(arch: Arch, dirs: tuple[np.ndarray, np.ndarray]):
     return geos, links
 
 
-# ------------------------------------------------------------------------------------------------
-# the linear maps (convolutions, dense layers, pools, sums) on the three kinds of tensor
-# ------------------------------------------------------------------------------------------------
+# -- the linear maps (convolutions, dense layers, pools, sums) on the three kinds of tensor --------------------
 
 def _pad(x: torch.Tensor, dim: int) -> torch.Tensor:
     """``x`` with one slab of zeros appended along ``dim`` (what the sentinel indices read)."""
@@ -224,9 +220,7 @@ def _apply(x: torch.Tensor, sides, coupled: bool, link_axes: list[_Link], tabs) 
     return x
 
 
-# ------------------------------------------------------------------------------------------------
-# the ReLU: bivariate Gaussian moments
-# ------------------------------------------------------------------------------------------------
+# -- the ReLU: bivariate Gaussian moments --------------------
 
 def _relu_terms(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, same: torch.Tensor):
     """For ``(h_p, h_q)`` of variances ``a, b`` and covariance ``c``: ``E relu relu``,
@@ -283,9 +277,7 @@ def _relu_chunk(kernels, A: torch.Tensor, D: torch.Tensor, pos: tuple[torch.Tens
     return A, D
 
 
-# ------------------------------------------------------------------------------------------------
-# checks: what the recursion supports, shift invariance, exactness
-# ------------------------------------------------------------------------------------------------
+# -- checks: what the recursion supports, shift invariance, exactness --------------------
 
 def _check(arch: Arch) -> None:
     st = arch.stages
@@ -359,9 +351,7 @@ def _exactness(arch: Arch) -> tuple[bool, str]:
                    "than one hidden layer; finite width adds an O(1/width) correction")
 
 
-# ------------------------------------------------------------------------------------------------
-# the recursion
-# ------------------------------------------------------------------------------------------------
+# -- the recursion --------------------
 
 def _tables(links):
     return [[[(torch.from_numpy(ax.taps), torch.from_numpy(ax.slots)) for ax in per] for per in st]
