@@ -183,7 +183,7 @@ class ExactLimitError(InitStatsError):
     >>> from initstats.families import make_arch
     >>> budget, paths.PROFILE_BUDGET = paths.PROFILE_BUDGET, 10
     >>> try:
-    ...     analyse(make_arch("resnet", 8, channels=2, blocks=2))
+    ...     analyse(make_arch("cnn", 16, channels=2))
     ... except ExactLimitError as err:
     ...     print(str(err)[:60])
     the symmetry check (S) needs more than 10 distinct path-degr

@@ -78,6 +78,8 @@ def witness_text(out: OutputAnalysis) -> str:
     w = out.witness
     if w is None:
         return "-"
+    if w.path_degree is None:
+        return w.text()
     return (f"{w.inputs[0]} vs {w.inputs[1]}: path-degree {_runs(w.path_degree)} on "
             f"{w.counts[0]:.3g} vs {w.counts[1]:.3g} paths")
 

@@ -200,6 +200,9 @@ def s_check(witness: Witness | None) -> HypothesisCheck:
         return HypothesisCheck("S", True, None, "every input has the same multiset of path-degrees "
                                "(Lemma 9 then gives r(x) = 1/d)")
     a, b = witness.inputs
+    if witness.path_degree is None:
+        return HypothesisCheck("S", False, f"inputs {witness.text()}",
+                               "the inputs' walk probabilities differ, so their path-degree multisets do", (a, b))
     degree = "{" + ",".join(map(str, witness.path_degree)) + "}"
     text = (f"inputs {_q(a)} and {_q(b)} have {witness.counts[0]} and {witness.counts[1]} paths of "
             f"path-degree {degree}")

@@ -277,14 +277,15 @@ class LabelCode:
 PROFILE_BUDGET = 5_000_000
 
 
-def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], code: LabelCode
-                 ) -> list[dict[int, int] | None]:
+def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], code: LabelCode,
+                 budget: int | None = None) -> list[dict[int, int] | None]:
     """Path-label profiles toward ``o``.
 
     ``acc[u]`` maps each multiset code to the number of neuron-level paths from ``u`` to ``o``
     whose nodes after ``u`` (``o`` included) carry that multiset of labels; nodes whose label is
     ``None`` add nothing.  With ``labels = degree`` the profile of an input ``x`` is
-    ``{d_p : p in P(x, o)}`` of assumption (S).
+    ``{d_p : p in P(x, o)}`` of assumption (S).  More than ``budget`` multisets over all nodes
+    (default :data:`PROFILE_BUDGET`) raise :class:`~initstats.errors.ExactLimitError`.
 
     Examples
     --------
@@ -303,7 +304,8 @@ def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], co
     [[((2, 2), 1)], [((2,), 1), ((2, 2), 1)]]
     """
     primes = [1 if lab is None else code.prime(lab) for lab in labels]
-    budget = PROFILE_BUDGET
+    limit = PROFILE_BUDGET if budget is None else budget
+    budget = limit
     acc: list[dict[int, int] | None] = [None] * len(g.names)
     msg: list[dict[int, int] | None] = [None] * len(g.names)
     succ = g.succ
@@ -324,7 +326,7 @@ def profile_pass(g: BackwardGraph, o: int, labels: Sequence[Hashable | None], co
         budget -= len(val)
         if budget < 0:
             raise ExactLimitError(
-                f"the symmetry check (S) needs more than {PROFILE_BUDGET:,} distinct path-degree multisets on this "
+                f"the symmetry check (S) needs more than {limit:,} distinct path-degree multisets on this "
                 f"network (node {g.names[u]!r} alone has {len(val):,}); deep residual networks multiply them with "
                 "every block and every border position; analyse a smaller input size")
         p = primes[u]

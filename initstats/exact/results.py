@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import pandas as pd
 
-from .._format import fraction_text
+from .._format import fraction_text, show_fraction
 from .values import ExplicitValues, GridValues, InputValues
 
 __all__ = ["InputValues", "ExplicitValues", "GridValues", "Witness", "HypothesisCheck", "OutputAnalysis",
@@ -30,6 +30,12 @@ class Witness:
     in lexicographic order, on which the counts differ); ``counts`` are the numbers of paths
     from each input to the output with that path-degree.
 
+    Where the profiles are too large to enumerate (a deep residual network at a large input
+    size), a compressed analysis proves the difference from the walk probabilities instead:
+    ``r(x)`` is a function of the profile (Lemma 8), so ``walk = (r(x0), r(x1))`` with
+    ``r(x0) != r(x1)`` shows the profiles differ; ``path_degree`` and ``counts`` are then None and
+    ``inputs[1]`` is the first input whose *walk probability* differs from ``inputs[0]``'s.
+
     Examples
     --------
     >>> from initstats.exact import analyse
@@ -43,11 +49,39 @@ class Witness:
     """
 
     inputs: tuple[str, str]
-    path_degree: tuple[int, ...]
-    counts: tuple[int, int]
+    path_degree: tuple[int, ...] | None
+    counts: tuple[int, int] | None
+    walk: tuple[Fraction, Fraction] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.path_degree is None) != (self.counts is None) or (self.path_degree is None and self.walk is None):
+            raise ValueError("a Witness needs path_degree and counts, or the walk probabilities that differ")
 
     def to_dict(self) -> dict:
-        return {"inputs": list(self.inputs), "path_degree": list(self.path_degree), "counts": list(self.counts)}
+        out: dict = {"inputs": list(self.inputs),
+                     "path_degree": None if self.path_degree is None else list(self.path_degree),
+                     "counts": None if self.counts is None else list(self.counts)}
+        if self.walk is not None:
+            out["walk"] = [fraction_text(v) for v in self.walk]
+        return out
+
+    def text(self) -> str:
+        """One line: the two inputs and what differs between their profiles.
+
+        Examples
+        --------
+        >>> Witness(("x0", "x1"), (2, 3), (1, 2)).text()
+        'x0 vs x1: 1 vs 2 paths of path-degree {2,3}'
+        >>> Witness(("x0", "x1"), None, None, walk=(Fraction(1, 4), Fraction(1, 3))).text()
+        'x0 vs x1: walk probabilities r = 1/4 vs 1/3 (their path-degree multisets differ)'
+        """
+        a, b = self.inputs
+        if self.path_degree is None:
+            r0, r1 = self.walk  # type: ignore[misc]
+            return (f"{a} vs {b}: walk probabilities r = {show_fraction(r0)} vs {show_fraction(r1)} "
+                    "(their path-degree multisets differ)")
+        return (f"{a} vs {b}: {self.counts[0]} vs {self.counts[1]} paths of path-degree "  # type: ignore[index]
+                "{" + ",".join(map(str, self.path_degree)) + "}")
 
 
 @dataclass(frozen=True)

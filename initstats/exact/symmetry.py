@@ -17,8 +17,9 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 
 from .paths import BackwardGraph, LabelCode, profile_pass
 from .results import Witness
+from .values import GridValues
 
-__all__ = ["first_difference", "find_witness", "degree_witness", "pooling_degrees"]
+__all__ = ["first_difference", "find_witness", "walk_witness", "degree_witness", "pooling_degrees"]
 
 
 def first_difference(p: Mapping[Hashable, int], q: Mapping[Hashable, int],
@@ -63,8 +64,35 @@ def find_witness(inputs: Iterable[tuple[str, Mapping[Hashable, int]]],
     return None
 
 
-def degree_witness(bg: BackwardGraph, o: int) -> Witness | None:
+def walk_witness(r: GridValues) -> Witness | None:
+    """The first input whose walk probability differs from the first input's (None if all are equal).
+
+    ``r(x)`` is a function of the path-degree profile of ``x`` (Lemma 8's walk), so a difference
+    proves (S) fails, without enumerating the profiles.  Equal walk probabilities prove nothing.
+
+    Examples
+    --------
+    >>> from fractions import Fraction
+    >>> r = GridValues("x", (1, 3), table=(Fraction(1, 4), Fraction(1, 4), Fraction(1, 2)))
+    >>> w = walk_witness(r)
+    >>> w.inputs, w.path_degree, w.walk
+    (('x[0,0]', 'x[0,2]'), None, (Fraction(1, 4), Fraction(1, 2)))
+    """
+    items = r.items()
+    first = next(items, None)
+    if first is None:
+        return None
+    name0, r0 = first
+    for name, v in items:
+        if v != r0:
+            return Witness((str(name0), str(name)), None, None, walk=(r0, v))
+    return None
+
+
+def degree_witness(bg: BackwardGraph, o: int, budget: int | None = None) -> Witness | None:
     """The (S) witness of output ``o`` from path-degree profiles of every input (None under (S)).
+
+    ``budget`` bounds the profiles' size (see :func:`~initstats.exact.paths.profile_pass`).
 
     Examples
     --------
@@ -81,7 +109,7 @@ def degree_witness(bg: BackwardGraph, o: int) -> Witness | None:
     Witness(inputs=('x0', 'x1'), path_degree=(2,), counts=(0, 1))
     """
     code = LabelCode()
-    profiles = profile_pass(bg, o, bg.degree, code)
+    profiles = profile_pass(bg, o, bg.degree, code, budget)
 
     def decode(key: int) -> tuple[int, ...]:
         return tuple(sorted(code.decode(key)))  # type: ignore[arg-type]

@@ -84,6 +84,8 @@ def _witness(out: OutputAnalysis) -> str | None:
     w = out.witness
     if w is None:
         return None
+    if w.path_degree is None:
+        return w.text()
     return f"{w.inputs[0]} vs {w.inputs[1]}: {w.counts[0]} vs {w.counts[1]} paths of path-degree {list(w.path_degree)}"
 
 
