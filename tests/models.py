@@ -171,7 +171,8 @@ class _Layers(nn.Module):
                 conv = (nn.Conv1d if rank == 1 else nn.Conv2d)(
                     channels, layer.out_channels, layer.kernel, layer.stride,
                     padding=layer.pad if layer.pad is not None else _same(layer), dilation=layer.dilation,
-                    padding_mode={"zero": "zeros", "circular": "circular", "reflect": "reflect"}[layer.padding])
+                    padding_mode={"zero": "zeros", "circular": "circular", "reflect": "reflect"}[layer.padding],
+                    groups=layer.groups)
                 mods.append(nn.Sequential(conv, nn.ReLU()) if layer.activation == "relu" else conv)
                 channels = layer.out_channels
             elif isinstance(layer, Dense):

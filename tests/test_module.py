@@ -193,7 +193,6 @@ BAD = [
                    nn.Linear(4 * 6 * 6, 2)), 8, ["evaluation mode"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.ReLU(), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)), 8,
      ["already has one"]),
-    (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)), 8, ["groups=2"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, padding_mode="replicate"), nn.Flatten(), nn.Linear(256, 2)), 8,
      ["replicate"]),
     (_DataDependent(), None, ["cannot trace", "_DataDependent"]),

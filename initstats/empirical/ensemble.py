@@ -1,6 +1,7 @@
 """Batched ensembles of independently initialised networks built from an :class:`~initstats.spec.Arch`.
 
 ``N`` networks run as one model: convolutions are grouped convolutions with ``groups=N``
+(``N * g`` for a convolution of ``g`` groups)
 (activations laid out ``(batch, N * channels, *spatial)``), dense layers are batched matrix
 products over ``(N, fan_in, fan_out)`` weights.  Every network sees its own inputs.  Weights live
 in preallocated buffers that :meth:`ArchEnsemble.resample` refills in place from an explicit
@@ -80,7 +81,7 @@ class ArchEnsemble:
         for s in arch.stages[1:]:
             if s.is_conv:
                 src = arch.stages[s.sources[0]]
-                shape: tuple[int, ...] = (n_nets * s.channels, src.channels, *s.kernel)
+                shape: tuple[int, ...] = (n_nets * s.channels, src.channels // s.groups, *s.kernel)
             elif s.is_dense:
                 src = arch.stages[s.sources[0]]
                 shape = (n_nets, src.size, s.channels)
@@ -105,8 +106,9 @@ class ArchEnsemble:
     def _conv(self, s: Stage, x: torch.Tensor) -> torch.Tensor:
         conv = F.conv1d if len(s.axes) == 1 else F.conv2d
         w = self.weights[s.index]
+        groups = self.n_nets * s.groups  # network n's group j is group n * s.groups + j
         if s.padding == "zero":
-            return conv(x, w, stride=s.stride, padding=s.pad, dilation=s.dilation, groups=self.n_nets)
+            return conv(x, w, stride=s.stride, padding=s.pad, dilation=s.dilation, groups=groups)
         if s.padding == "circular":
             x = _circular_pad(x, s.pad)
         else:
@@ -114,7 +116,7 @@ class ArchEnsemble:
             for p in reversed(s.pad):
                 flat += [p, p]
             x = F.pad(x, flat, mode="reflect")
-        return conv(x, w, stride=s.stride, dilation=s.dilation, groups=self.n_nets)
+        return conv(x, w, stride=s.stride, dilation=s.dilation, groups=groups)
 
     def _pool(self, s: Stage, x: torch.Tensor) -> torch.Tensor:
         rank = len(s.axes)

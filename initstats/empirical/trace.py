@@ -7,8 +7,8 @@ same network as the model:
 ==========================================  ==================================================
 torch                                       spec
 ==========================================  ==================================================
-``Conv1d`` / ``Conv2d`` (``groups=1``;      :class:`~initstats.spec.Conv` with the same kernel,
-zeros, circular or reflect padding)         stride, dilation and padding
+``Conv1d`` / ``Conv2d`` (any ``groups``;    :class:`~initstats.spec.Conv` with the same kernel,
+zeros, circular or reflect padding)         stride, dilation, padding and ``groups``
 ``Linear``                                  :class:`~initstats.spec.Dense` (flattens its input)
 ``ReLU``, ``F.relu``, ``torch.relu``,       the ``activation`` of the layer before it
 ``.relu()`` (in place or not)
@@ -25,7 +25,7 @@ every spatial axis                          must divide the input size)
 ==========================================  ==================================================
 
 Biases are ignored: initstats draws networks with zero biases (He initialisation of the weights,
-variance ``gain / fan_in``).  Anything else (another nonlinearity, ``cat``, grouped convolutions,
+variance ``gain / fan_in``).  Anything else (another nonlinearity, ``cat``,
 BatchNorm in evaluation mode or not followed by its ReLU, a layer used twice)
 raises :class:`~initstats.errors.ModuleError` naming the fx node, its operation and where the
 model created it, so nothing is silently approximated.  After the mapping, the model and the spec

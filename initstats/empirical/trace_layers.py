@@ -39,8 +39,6 @@ def _pair(v, rank: int = 1) -> tuple[int, ...]:
 
 
 def _conv_layer(node: torch.fx.Node, m: nn.Conv1d | nn.Conv2d, shape: tuple[int, ...]) -> Conv:
-    if m.groups != 1:
-        raise _fail(node, f"grouped convolution (groups={m.groups}) is not supported", "use groups=1")
     if m.padding_mode not in _PADDING_MODES:
         raise _fail(node, f"padding_mode={m.padding_mode!r} is not supported",
                     "use 'zeros', 'circular' or 'reflect'")
@@ -58,7 +56,7 @@ def _conv_layer(node: torch.fx.Node, m: nn.Conv1d | nn.Conv2d, shape: tuple[int,
     else:
         pad = _pair(m.padding, rank)
     return Conv(m.out_channels, kernel, stride, dilation, padding=_PADDING_MODES[m.padding_mode], pad=pad,
-                activation=None)
+                activation=None, groups=m.groups)
 
 
 def _pool_layer(node: torch.fx.Node, m: nn.Module, shape: tuple[int, ...]) -> Layer:

@@ -120,7 +120,7 @@ def _h3(arch: Arch, var_scale: Fraction, reach: Reach) -> HypothesisCheck:
             if not reach(s.index, pos):
                 continue
             taps = spatial_taps(s.axes, pos if not s.is_dense else tuple(0 for _ in src.spatial))
-            degree = src.channels * len(taps)
+            degree = src.channels // s.groups * len(taps)
             for p, m in taps:
                 var = Fraction(2 * m, s.fan_in) * var_scale
                 if var != Fraction(2, degree):

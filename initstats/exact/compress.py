@@ -135,10 +135,10 @@ def analyse_compressed(arch: Arch, var_scale: Fraction = Fraction(1)) -> GraphAn
 # -- channel quotient ------------------------------------------------------------------------
 
 def _succ_channels(arch: Arch, stage: Stage) -> int:
-    """Neuron-level successors per (source neuron, position) edge: channels, or 1 for the logit."""
+    """Neuron-level successors per (source neuron, position) edge: the channels of its group, or 1 for the logit."""
     if stage.index == len(arch.stages) - 1:
         return 1
-    return stage.channels if stage.mixes_channels else 1
+    return stage.channels // stage.groups if stage.mixes_channels else 1
 
 
 def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[BackwardGraph, list[int]]:
@@ -189,7 +189,7 @@ def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[Back
                 for p, _ in taps:
                     succ[offsets[src.index] + src_pos_index[p]].append((v, 1, k))
             else:
-                degree[v] = src.channels * len(taps)
+                degree[v] = src.channels // s.groups * len(taps)
                 for p, m in taps:
                     c = None if kappa is None else kappa * Fraction(2 * m, s.fan_in)
                     succ[offsets[src.index] + src_pos_index[p]].append((v, mult, coef_id(c)))
@@ -285,7 +285,7 @@ def _pred_scalar(arch: Arch, var_scale: Fraction) -> Fraction | None:
         if kappa is None:
             return None
         src = arch.stages[s.sources[0]]
-        scalar *= 2 * kappa * var_scale * _succ_channels(arch, s) / src.channels
+        scalar *= 2 * kappa * var_scale * _succ_channels(arch, s) * s.groups / src.channels
     return scalar
 
 
@@ -341,8 +341,8 @@ def _analyse_factorized(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
     lemma9 = all(all(v == Fraction(1, ax.size) for v in ax.walk) for ax in axes)
 
     # (S): path-degree profile of position (i, j) from the pair of axis classes
-    chan = [0] + [stages[s.sources[0]].channels if s.mixes_channels else 1 for s in stages[1:]]
-    paths_mult = math.prod(s.channels for s in stages[1:-1] if s.mixes_channels)
+    chan = [0] + [stages[s.sources[0]].channels // s.groups if s.mixes_channels else 1 for s in stages[1:]]
+    paths_mult = math.prod(s.channels // s.groups for s in stages[1:-1] if s.mixes_channels)
     layer_ids = range(1, len(stages))
 
     def profile(classes: Sequence[int]) -> dict[tuple[int, ...], int]:

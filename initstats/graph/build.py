@@ -83,7 +83,7 @@ def count_edges(arch: Arch) -> int:
         per_pos = sum(math.prod(len(stage.axes[a].taps[p]) for a, p in enumerate(pos))
                       for pos in _positions(tuple(m.n_out for m in stage.axes)))
         per_pos = per_pos if stage.axes else 1
-        total += per_pos * (stage.channels * src.channels if stage.mixes_channels else stage.channels)
+        total += per_pos * (stage.channels * src.channels // stage.groups if stage.mixes_channels else stage.channels)
     return total
 
 
@@ -125,13 +125,15 @@ def build_graph(arch: Arch) -> nx.DiGraph:
                     plain.extend((src_names[c * block + _flat(p, src_spatial)], v) for p, _ in taps)
                 continue
             two = Fraction(2, stage.fan_in)
-            default = Fraction(2, c_in * len(taps))
+            per_group, out_group = c_in // stage.groups, stage.channels // stage.groups
+            default = Fraction(2, per_group * len(taps))
             for c in range(stage.channels):
                 flat_out = c if stage.is_dense else _flat((c, *pos), (stage.channels, *stage.spatial))
                 v = stage_names[flat_out]
+                first = c // out_group * per_group  # a grouped convolution reads its group's channels only
                 for p, m in taps:
                     base = _flat(p, src_spatial)
-                    preds = (src_names[ci * block + base] for ci in range(c_in))
+                    preds = (src_names[ci * block + base] for ci in range(first, first + per_group))
                     if two * m == default:
                         plain.extend((u, v) for u in preds)
                     else:

@@ -103,6 +103,10 @@ class Conv:
     activation : {'relu', None}
     batchnorm : bool
         Conv -> BatchNorm -> ReLU (outside (H)).
+    groups : int
+        Grouped convolution (``nn.Conv2d(..., groups=g)``): output channel ``c`` reads only the
+        input channels of its group ``c // (out_channels / g)``; ``g`` must divide both channel
+        counts, and the fan-in is ``in_channels / g * prod(kernel)``.
 
     Examples
     --------
@@ -114,6 +118,8 @@ class Conv:
     Traceback (most recent call last):
         ...
     initstats.errors.SpecError: Conv: padding='same' is unknown; expected one of zero, circular, reflect
+    >>> Arch((4, 8, 8), (Conv(6, 3, groups=2), Dense(1, activation=None))).stages[1].fan_in   # 4/2 channels x 9
+    18
     """
 
     out_channels: int
@@ -124,9 +130,14 @@ class Conv:
     pad: IntOrTuple | None = None
     activation: str | None = "relu"
     batchnorm: bool = False
+    groups: int = 1
 
     def __post_init__(self) -> None:
         _check_positive("Conv", "out_channels", self.out_channels, allow_tuple=False)
+        _check_positive("Conv", "groups", self.groups, allow_tuple=False)
+        if self.out_channels % self.groups:
+            raise SpecError(f"Conv: groups={self.groups} does not divide out_channels={self.out_channels}; "
+                            "every group needs the same number of output channels")
         _check_positive("Conv", "kernel", self.kernel)
         _check_positive("Conv", "stride", self.stride)
         _check_positive("Conv", "dilation", self.dilation)

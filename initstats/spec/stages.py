@@ -51,7 +51,10 @@ class Stage:
         How each spatial axis of ``sources[0]`` maps to this stage's (all-to-all for dense layers
         and global pools; empty when the source has no spatial axes).
     fan_in : int
-        The He fan-in of random-weight stages (``in_channels * prod(kernel)``), else 0.
+        The He fan-in of random-weight stages (``in_channels / groups * prod(kernel)``), else 0.
+    groups : int
+        Channel groups of a grouped convolution (1 otherwise): output channel ``c`` reads the input
+        channels of group ``c // (channels / groups)`` only.
     kernel, stride, dilation, pad : tuple of int
         The resolved window geometry per spatial axis of convolutions and windowed pools (pools:
         dilation 1, pad 0); empty for other stages.
@@ -82,6 +85,7 @@ class Stage:
     dilation: tuple[int, ...] = ()
     pad: tuple[int, ...] = ()
     padding: str | None = None
+    groups: int = 1
     layer: object = field(default=None, compare=False, repr=False)
 
     @property
@@ -177,10 +181,13 @@ def _add_layer(stages: list[Stage], layer: Layer, src: int, prefix: str, number:
              else _tuple(layer.pad, rank, name, "pad"))
         axes = tuple(axis_map(spatial[a], k[a], s[a], dil[a], p[a], layer.padding, where=f"{name} (axis {a})")
                      for a in range(rank))
+        if c_in % layer.groups:
+            raise SpecError(f"{name}: groups={layer.groups} does not divide its {c_in} input channels; use a "
+                            f"number of groups dividing both {c_in} and out_channels={layer.out_channels}")
         stages.append(Stage(index=idx, name=name, kind=_layer_kind(layer),
                             shape=(layer.out_channels, *(m.n_out for m in axes)), sources=(src,), axes=axes,
-                            fan_in=c_in * math.prod(k), kernel=k, stride=s, dilation=dil, pad=p,
-                            padding=layer.padding, layer=layer))
+                            fan_in=c_in // layer.groups * math.prod(k), kernel=k, stride=s, dilation=dil, pad=p,
+                            padding=layer.padding, groups=layer.groups, layer=layer))
     elif isinstance(layer, (AvgPool, MaxPool)):
         kind = "avgpool" if isinstance(layer, AvgPool) else "maxpool"
         name = f"{prefix}{kind}{number}"
