@@ -145,6 +145,10 @@ def exact_summary_frame(analyses: Iterable[GraphAnalysis], *, witness: bool = Tr
                 "H5": "yes" if out.h5_holds else "no",
                 "fails": failed_hypotheses(out),
             }
+            if out.infinite_width_note is not None:
+                v, se = out.grad_sq_infinite_width, out.grad_sq_infinite_width_se
+                row["∞-width"] = "-" if v is None else (f"{v:.5g}" + ("" if se is None else f" ± {se:.2g}")
+                                                        + (" (exact)" if out.infinite_width_exact else ""))
             if witness:
                 row["witness of not (S)"] = witness_text(out)
                 row["failed hypotheses: witnesses"] = " | ".join(f"{k}: {v}" for k, v in hypothesis_lines(out)) or "-"

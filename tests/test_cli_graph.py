@@ -475,3 +475,37 @@ def test_console_script_success_and_bad_input(tmp_path):
         lines = done.stderr.strip("\n").split("\n")
         assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], done.stderr
         assert "Traceback" not in done.stderr
+
+
+def _first(text: str) -> dict:
+    data = json.loads(text)
+    return (data[0] if isinstance(data, list) else data)["outputs"]["logits[0]"]
+
+
+def test_infinite_width_column_next_to_the_annealed_value(tmp_path):
+    """--infinite-width adds the NNGP prediction: equal to the annealed value without merges, above it
+    with a pool after a ReLU (gate correlations), and refused or explained where it does not apply."""
+    res = graph("--arch", "cnn", "--dims", "8", "--channels", "2", "--infinite-width", "2", "--format", "json")
+    assert res.exit_code == 0, res.output
+    out = _first(res.output)
+    assert out["infinite_width_exact"] is True
+    assert out["grad_sq_infinite_width"] == pytest.approx(float(Fraction(out["grad_sq_total"])), rel=1e-9)
+
+    res = graph("--arch", "cnn-avgpool", "--dims", "16", "--channels", "2", "--padding", "circular",
+                "--infinite-width", "4", "--format", "json")
+    out = _first(res.output)
+    annealed = float(Fraction(out["grad_sq_total"]))
+    assert out["infinite_width_exact"] is False and "infinite-width limit" in out["infinite_width_note"]
+    assert out["grad_sq_infinite_width"] > annealed * 1.05          # correlated gates under the pools
+
+    res = graph("--arch", "cnn", "--dims", "8", "--channels", "2", "--downsample", "max", "--infinite-width", "2",
+                "--format", "json")
+    out = _first(res.output)
+    assert out["grad_sq_infinite_width"] is None and out["infinite_width_note"].startswith("not computed")
+    plain = _first(graph("--arch", "cnn", "--dims", "8", "--format", "json").output)
+    assert "grad_sq_infinite_width" not in plain                       # only when asked for
+
+    spec = tmp_path / "net.json"
+    write_graph(build_graph(make_arch("fc", 2, width=2)), spec)
+    assert_bad_input(graph("--spec", spec, "--infinite-width", "2"), "--infinite-width", "--arch or --module")
+    assert_bad_input(graph("--arch", "fc", "--dims", "2", "--infinite-width", "-1"), "--infinite-width -1")

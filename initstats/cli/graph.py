@@ -12,6 +12,7 @@ from ..exact import analyse
 from ..exact.analysis import METHODS
 from ..families import make_arch
 from ..graph.io import read_graph
+from ..infinite import with_infinite_width
 from ..render import (exact_csv, exact_json, exact_summary_frame, frame_to_markdown, hypothesis_lines, output_groups,
                       rich_table, witness_text)
 from ..saving import write_exact
@@ -30,26 +31,32 @@ def graph_command(
     fmt: str = typer.Option("table", "--format", help="table | json | csv | markdown."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write graph.json, summary.csv and inputs.csv (every "
                                        "input coordinate: walk probability and exact E(df/dx)^2, per output) here."),
+    infinite: int = typer.Option(0, "--infinite-width", metavar="N",
+                                 help="Also the infinite-width (NNGP) prediction of E|grad f|^2, gate correlations "
+                                 "included, averaged over N inputs x ~ N(0, I) (seed 0; float64; 0 = off)."),
 ) -> None:
     """Exact Lemma 8/9, symmetry (S) and annealed gradient prediction for every output."""
     check_choice("--format", fmt, FORMATS)
     check_out_dir(out)
     check_choice("--method", method, METHODS)
-    if network.module is not None:
-        analyses = [analyse(arch, method=method) for arch in network.module_archs()]
-        spec_file, sizes = None, []
-    else:
-        spec_file, sizes = network.source()
+    if infinite < 0:
+        raise OptionError(f"--infinite-width {infinite} is invalid; expected a number of inputs (0 = off)")
+    spec_file, sizes = (None, []) if network.module is not None else network.source()
     if spec_file is not None and method == "compressed":
         raise OptionError("--method compressed is for families (--arch): a node-link --spec is analysed at neuron "
                           "level; use --method auto or neuron")
-    if network.module is not None:
-        pass
-    elif spec_file is not None:
+    if spec_file is not None:
+        if infinite:
+            raise OptionError("--infinite-width needs an architecture (--arch or --module); a node-link --spec "
+                              "has no convolution structure to recurse over")
         analyses = [analyse(read_graph(spec_file))]
     else:
-        analyses = [analyse(make_arch(network.arch, px, **network.family()), method=method)  # type: ignore[arg-type]
-                    for px in sizes]
+        archs = (network.module_archs() if network.module is not None else
+                 [make_arch(network.arch, px, **network.family()) for px in sizes])  # type: ignore[arg-type]
+        analyses = [analyse(arch, method=method) for arch in archs]
+        if infinite:
+            analyses = [with_infinite_width(a, arch, n_inputs=infinite)
+                        for a, arch in zip(analyses, archs)]
     if out is not None:
         write_exact(analyses, out)
 

@@ -199,6 +199,14 @@ class OutputAnalysis:
         What Theorems 4/5/7/11 state for ``E ||grad_x f_o||^2``: ``2 / prod a_i`` (``1 / prod a_i``
         with a ReLU on the logit); None where no theorem applies (H5 fails, residual sums, hidden
         linear nodes, max pooling, BatchNorm, non-uniform pooling).
+    grad_sq_infinite_width, grad_sq_infinite_width_se : float or None
+        The infinite-width (NNGP) prediction of ``E ||grad_x f_o||^2``, gate correlations included,
+        and its standard error over sampled inputs; None unless requested
+        (:func:`initstats.infinite.with_infinite_width`).  Floats: a float64 recursion, not exact.
+    infinite_width_exact : bool or None
+        Whether that value is exact at every width (one hidden layer, or no merge after a ReLU).
+    infinite_width_note : str or None
+        Where it is exact or the infinite-width limit, or why it was not computed.
 
     Examples
     --------
@@ -228,6 +236,10 @@ class OutputAnalysis:
     path_sum_total: Fraction | None
     pool_degrees: tuple[int, ...] | None
     theorem_total: Fraction | None
+    grad_sq_infinite_width: float | None = None
+    grad_sq_infinite_width_se: float | None = None
+    infinite_width_exact: bool | None = None
+    infinite_width_note: str | None = None
 
     def __post_init__(self) -> None:
         if tuple(c.name for c in self.hypotheses) != HYPOTHESES:
@@ -277,7 +289,7 @@ class OutputAnalysis:
     def to_dict(self) -> dict:
         """JSON-ready summary; fractions as ``"p/q"`` strings."""
         g = self.grad_sq
-        return {
+        out = {
             "lemma8_sum": fraction_text(self.lemma8_sum),
             "symmetric": self.symmetric,
             "lemma9_holds": self.lemma9_holds,
@@ -298,6 +310,12 @@ class OutputAnalysis:
             "theorem_total": fraction_text(self.theorem_total),
             "theorem_holds": self.theorem_holds,
         }
+        if self.infinite_width_note is not None:        # requested: value (or None) and why
+            out |= {"grad_sq_infinite_width": self.grad_sq_infinite_width,
+                    "grad_sq_infinite_width_se": self.grad_sq_infinite_width_se,
+                    "infinite_width_exact": self.infinite_width_exact,
+                    "infinite_width_note": self.infinite_width_note}
+        return out
 
 
 #: quantities listed by :meth:`GraphAnalysis.to_frame`, in order

@@ -180,7 +180,7 @@ def _route_factors(arch: Arch, route: tuple[int, ...], var_scale: Fraction) -> t
             grad = grad if s.kind == "sum" else grad / 2  # type: ignore[operator]
         elif s.kind in RANDOM_KINDS:
             kernel = math.prod(m.kernel for m in s.axes)
-            groups = getattr(s.layer, "groups", 1) or 1
+            groups = s.groups
             c_in = Fraction(s.fan_in, kernel)                    # input channels each neuron reads
             walk *= Fraction(stages[prev].channels, groups) / c_in
             succ = 1 if k == last else (s.channels // groups if s.mixes_channels else 1)
