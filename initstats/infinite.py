@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
+from .claims import Claim, exact_claim, excess_claim
 from .errors import ExactLimitError, UnsupportedLayerError
-from .exact import GraphAnalysis
+from .exact import GraphAnalysis, OutputAnalysis
 from .spec import Arch
 
-__all__ = ["with_infinite_width"]
+__all__ = ["with_infinite_width", "infinite_width_claim"]
 
 
 def with_infinite_width(analysis: GraphAnalysis, arch: Arch, *, n_inputs: int = 8, seed: int = 0,
@@ -55,3 +58,47 @@ def with_infinite_width(analysis: GraphAnalysis, arch: Arch, *, n_inputs: int = 
                   "infinite_width_exact": res.exact,
                   "infinite_width_note": f"{note} ({res.n_inputs} inputs x ~ N(0, I))"}
     return replace(analysis, outputs=tuple(replace(o, **fields) for o in analysis.outputs))
+
+
+def infinite_width_claim(label: str, out: OutputAnalysis, values: np.ndarray, *, confidence: float = 0.99,
+                         detectable: float = 0.05, power: float = 0.8, tolerance: float = 0.1, seed: int = 0,
+                         **fields) -> Claim | None:
+    """The measured ``E ||grad f||^2`` (per-network ``values``) against the infinite-width prediction.
+
+    Where the prediction is exact at every width (one hidden layer, say) this is an exact claim,
+    which fails when the measurement differs; otherwise it is the infinite-width limit and the claim
+    reports the finite-width deviation ``measured / predicted - 1`` with its interval, tested for
+    equivalence within ``tolerance`` (kind ``excess``).  The prediction's own standard error over
+    inputs is stated in the detail; None when no prediction was computed.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.spec import Arch, AvgPool, Conv, Dense
+    >>> arch = Arch((3, 8, 8), (Conv(4, padding="circular"), AvgPool(8), Dense(2, activation=None)))
+    >>> out = with_infinite_width(analyse(arch), arch, n_inputs=4).outputs[0]
+    >>> rng = np.random.default_rng(0)
+    >>> good = rng.gamma(4.0, out.grad_sq_infinite_width / 4.0, size=4000)     # mean: the prediction
+    >>> infinite_width_claim("px=8", out, good).verdict
+    'pass'
+    >>> infinite_width_claim("px=8", out, good * 0.92).verdict                  # 8 % below: rejected
+    'fail'
+    """
+    iw = out.grad_sq_infinite_width
+    if iw is None:
+        return None
+    se = out.grad_sq_infinite_width_se
+    d = out.d
+    basis = f"the infinite-width prediction {iw:.6g}" + ("" if not se else f" (± {se:.2g} over inputs)")
+    name = f"grad_sq_infinite_width[{label}]"
+    fields = {"statistic": "grad_logit_l2_sq", "d": d, **fields}
+    if out.infinite_width_exact:
+        claim = exact_claim(name, f"E||grad f||^2 at d={d} equals {basis}, exact at every width",
+                            predicted=iw, values=values, confidence=confidence, detectable=detectable, power=power,
+                            seed=seed, **fields)
+    else:
+        claim = excess_claim(name, f"E||grad f||^2 at d={d} is within {tolerance:.0%} of {basis}", predicted=iw,
+                             values=values, tolerance=tolerance, confidence=confidence, seed=seed,
+                             cause="the infinite-width limit: finite width adds an O(1/width) correction", **fields)
+    note = f"; {out.infinite_width_note}"
+    return replace(claim, detail=claim.detail + note)

@@ -48,6 +48,10 @@ class VerifySettings:
         Holm's correction over the run's point tests (default on): a correct implementation then
         fails one of them with probability at most ``1 - confidence``; equivalence tests (excess,
         bridge and pooling exponents) carry no p-value and stay outside this guarantee.
+    infinite_width : int
+        Inputs ``x ~ N(0, I)`` over which the infinite-width prediction is averaged (0: not
+        computed).  Where merges make the annealed value inexact, the measurement is then also
+        tested against it (:func:`initstats.infinite.infinite_width_claim`).
 
     Examples
     --------
@@ -68,6 +72,7 @@ class VerifySettings:
     detectable_exponent: float = 0.05
     bridge_tolerance: float = 0.05
     holm: bool = True
+    infinite_width: int = 0
 
     def __post_init__(self) -> None:
         for name in ("confidence", "detectable", "map_detectable", "power", "excess_tolerance", "exponent_tolerance",
@@ -78,6 +83,8 @@ class VerifySettings:
                 raise OptionError(f"{name}={v!r} is invalid; expected a number in (0, {upper})")
         if not isinstance(self.holm, bool):
             raise OptionError(f"holm={self.holm!r} is invalid; expected True or False")
+        if isinstance(self.infinite_width, bool) or not isinstance(self.infinite_width, int) or self.infinite_width < 0:
+            raise OptionError(f"infinite_width={self.infinite_width!r} is invalid; expected a number of inputs (0 = off)")
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -36,6 +36,7 @@ from .exact import analyse
 from .exact.results import OutputAnalysis
 from .families import make_arch, with_avgpool, with_logit_relu
 from .inference import MeanInterval, mean_interval
+from .infinite import infinite_width_claim, with_infinite_width
 from .scaling import ScalingPoint, scaling_claims
 from .spec import Arch
 from .verification import Verification, VerifySettings
@@ -192,10 +193,13 @@ def _precision_warnings(label: str, m) -> list[str]:
             f"{m.rel_se_reached:.2%} (from the calibrated interval), short of the target {m.rel_se:.2%}"]
 
 
-def _measure_rows(m, px: int | None, pool: int | None, predicted_total: float | None) -> pd.DataFrame:
+def _measure_rows(m, px: int | None, pool: int | None, predicted_total: float | None,
+                  infinite: float | None = None) -> pd.DataFrame:
     frame = m.to_frame()
     frame["px"] = px
     frame["predicted"] = [predicted_total if s == "grad_logit_l2_sq" else None for s in frame["statistic"]]
+    if infinite is not None:
+        frame["predicted_infinite_width"] = [infinite if s == "grad_logit_l2_sq" else None for s in frame["statistic"]]
     if pool is not None:
         frame["pool"] = pool
     return frame
@@ -321,6 +325,8 @@ def _verify_grid(grid: list[tuple[int, int, Arch]], dims: list[int], pools: list
     budget = _Budget(opt.max_time, len(grid))
     for px, a, arch in grid:
         exact = analyse(arch, var_scale=var_scale)
+        if settings.infinite_width:
+            exact = with_infinite_width(exact, arch, n_inputs=settings.infinite_width, seed=opt.seed, init=opt.init)
         out = exact.outputs[0]
         groups, labels = border_rings(arch.input_shape)
         label = f"{size_name}={px}" + (f",pool={a}" if len(pools) > 1 else "")
@@ -330,9 +336,16 @@ def _verify_grid(grid: list[tuple[int, int, Arch]], dims: list[int], pools: list
         new, ci = _per_network_claims(label, out, m, 0, groups, labels, settings, opt.seed,
                                       pool=a if len(pools) > 1 else None)
         claims += new
+        if claim_kind(out) == "excess":
+            iw = infinite_width_claim(label, out, m.per_net["grad_logit_l2_sq"][:, 0], confidence=settings.confidence,
+                                      detectable=settings.detectable, power=settings.power,
+                                      tolerance=settings.excess_tolerance, seed=opt.seed,
+                                      pool=a if len(pools) > 1 else None)
+            claims += _short_is_inconclusive(m, [iw]) if iw is not None else []
         warnings += _precision_warnings(label, m)
         rows.append(_measure_rows(m, arch.px, a if len(pools) > 1 else None,
-                                  None if out.grad_sq_total is None else float(out.grad_sq_total)))
+                                  None if out.grad_sq_total is None else float(out.grad_sq_total),
+                                  out.grad_sq_infinite_width))
         points.setdefault(a, []).append(ScalingPoint(d=m.d, measurement=m, grad_sq=ci, kind=claim_kind(out),
                                                      exact_map=None if out.grad_sq is None else out.grad_sq.to_numpy()))
         measurements.append(m)

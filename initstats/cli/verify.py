@@ -47,6 +47,10 @@ def verify_command(
                                            "exponents against their finite-d Gaussian references."),
     excess_tolerance: float = typer.Option(0.1, "--excess-tolerance", help="Band within which the excess of real "
                                            "networks over the annealed value (pooling, residual sums) passes."),
+    infinite: int = typer.Option(0, "--infinite-width", metavar="N",
+                                 help="Also the infinite-width (NNGP) prediction of E|grad f|^2, averaged over N "
+                                 "inputs x ~ N(0, I) (0 = off): a row column, and where merges make the annealed value "
+                                 "inexact, a claim testing the measurement against it."),
     holm: bool = typer.Option(True, "--holm/--no-holm", help="Holm's correction over the run's point tests "
                               "(a correct network fails one with probability <= 1 - confidence)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed and device: same numbers)."),
@@ -71,7 +75,8 @@ def verify_command(
                              min_nets=min(64, max_nets), max_time=max_time, inputs_per_net=inputs_per_net, logits=logits,
                              inputs=inputs, eps=eps, init=init, seed=seed, device=device, dtype=dtype)
     settings = VerifySettings(confidence=confidence, exponent_tolerance=exponent_tolerance,
-                              bridge_tolerance=bridge_tolerance, excess_tolerance=excess_tolerance, holm=holm)
+                              bridge_tolerance=bridge_tolerance, excess_tolerance=excess_tolerance, holm=holm,
+                              infinite_width=infinite)
     pools = parse_int_list(pool, "--pool")
     conflicts = {"pool": pool if pools != [1] else None, "literal_h1": literal_h1}
     if network.module is not None:

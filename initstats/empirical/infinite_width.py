@@ -78,6 +78,13 @@ class InfiniteWidth:
     period : tuple of int or None
         Input shifts (per spatial axis) that leave the network unchanged, used to compute one cell
         of positions per input; None when the network is not shift-invariant.
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> res = infinite_width(make_arch("fc", 3, width=4, depth=1), n_inputs=2)
+    >>> round(res.grad_sq_total, 12), res.exact, res.grad_sq_total_se is not None
+    (2.0, True, True)
     """
 
     grad_sq: np.ndarray
