@@ -16,12 +16,12 @@ import pandas as pd
 from .._format import percent
 from ..claims import SCALING_LAWS
 from .core import Page, ReportWriter
-from .experiments import ExactResults, Fig3Result, Fig4Result, Lemma2Result, PoolingResult, Thm45Result
+from .experiments import ExactResults, Fig3Result, Fig4Result, Lemma2Result, ModelsResult, PoolingResult, Thm45Result
 from .findings import RELATIONS, Finding
 from .profiles import Profile
 
 __all__ = ["lemmas_page", "theorems_4_5_page", "theorems_7_11_page", "paper_figures_page", "lemma2_page",
-           "findings_page"]
+           "models_page", "findings_page"]
 
 _VERDICT_COLS = {"estimate": "fitted exponent", "stderr": "SE", "ci_low": "CI low", "ci_high": "CI high",
                  "predicted": "predicted exponent", "tolerance": "tolerance", "verdict": "verdict"}
@@ -203,12 +203,18 @@ a = k^2 and a dense head; *convolutions* counts every convolution of the network
 `E||grad f||^2 = 2 / prod a_i`, the exact *annealed* value.  A pooling node merges paths through
 deterministic weights, where THEORY.md section 4c's argument for real networks does not apply; the table
 gives the measured excess over the annealed value with its {percent(confidence)} interval, and the exponent in a
-is tested as a scaling law.""")
+is tested as a scaling law.  Next to them, the *infinite-width* (NNGP) prediction keeps the correlation of the
+gates a pool merges (float64 recursion over pairs of positions, averaged over inputs x ~ N(0, I)); it is exact
+at every width with one hidden convolution (*exact* column), the infinite-width limit otherwise.  The
+*residual* is the measurement over it, minus 1.""")
     configs = pooling.configs.rename(columns={
         "degree": "degree a = prod k^2", "pool_layers": "layers of pooling", "annealed": "annealed 2/prod a",
         "mean": "measured", "se": "SE", "excess_se": "excess SE", "excess_ci_low": "excess CI low",
-        "excess_ci_high": "excess CI high"})
-    writer.table(page, "thm711_pooling", configs, "**Measured against annealed**, per pooling network.")
+        "excess_ci_high": "excess CI high", "infinite_width": "infinite width", "infinite_width_se": "inf. width SE",
+        "infinite_width_exact": "exact", "residual_se": "residual SE", "residual_ci_low": "residual CI low",
+        "residual_ci_high": "residual CI high"})
+    writer.table(page, "thm711_pooling", configs, "**Measured against the annealed and the infinite-width "
+                 "predictions**, per pooling network.")
     fits = pooling.fits[["convolutions", "points", "a_min", "a_max", *_VERDICT_COLS]].rename(columns=_VERDICT_COLS)
     writer.table(page, "thm711_exponent", fits, "**Fitted exponent of E||grad f||^2 in a** (Theorems 7/11 predict -1).")
     from ..plots import plot_lines
@@ -381,4 +387,76 @@ def findings_page(writer: ReportWriter, findings: Sequence[Finding]) -> None:
         mine = [f for f in findings if f.relation == relation]
         if mine:
             page.text(f"## {heading}\n\n" + "\n".join(f"- {f.markdown()}" for f in mine))
+    writer.page(page)
+
+
+def models_page(writer: ReportWriter, models: ModelsResult, findings: Sequence[Finding], confidence: float,
+                excess_tolerance: float) -> None:
+    """Standard models (:mod:`initstats.empirical.zoo`): hypotheses, exact prediction, measurement, excess, exponents.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dataclasses import replace
+    >>> from pathlib import Path
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.report.experiments.models import ModelCase, run_models
+    >>> from initstats.report.findings.models import models_findings
+    >>> from initstats.report.profiles import PROFILES
+    >>> from initstats.spec import Arch, Conv, Dense, MaxPool
+    >>> from initstats.verify import VerifySettings
+    >>> def net(sizes):
+    ...     return [Arch((3, px, px), (Conv(2, padding="circular"), MaxPool(2), Dense(2, activation=None)), name="net")
+    ...             for px in sizes]
+    >>> res = run_models(PROFILES["quick"], MeasureOptions(seed=0, device="cpu"), VerifySettings(),
+    ...                  cases=[ModelCase("net", "conv and max pool", (4, 8), net, 40)])
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     writer = ReportWriter(Path(out))
+    ...     models_page(writer, res, models_findings(res.cases, res.rows, res.exponents, res.errors), 0.99, 0.1)
+    ...     page = (writer.root / "models.md").read_text()
+    ...     written = sorted(str(p.relative_to(writer.root)) for p in writer.written)
+    >>> written
+    ['data/models_net_exponents.csv', 'data/models_net_sizes.csv', 'models.md']
+    >>> "No annealed value exists at 4 and 8 px" in page
+    True
+    """
+    page = Page("models", "Standard models: ResNet-18 layout, DenseNet block, VGG stack, 1-D conv net, MLP")
+    cases = models.cases
+    sizes = "; ".join(f"`{c.model}` at {c.sizes}{' ' + c.size_name if c.size_name == 'px' else ''} "
+                      f"({c.networks} networks per size)" for c in cases.itertuples())
+    page.text(f"""Each model of `initstats.empirical.zoo` (plain torch, no torchvision) run as
+`initstats verify --module initstats.empirical.zoo:NAME` would run it: traced by `torch.fx` into the spec
+both engines read, one spec per input size, and verified by `verify_archs`.  Sizes and networks: {sizes};
+He-initialised weights, zero biases, one input per network.  *hypothesis set*, *failed* and *witnesses* are the
+exact engine's checks of H1-H5 and (S); *exact annealed* is its `E||grad f||^2` (fractions, shown as
+decimals) and *theorem* the theorems' 2/prod a_i where they give one.  The claim on the measured
+`E||grad f||^2` is *exact* where the annealed value is exact for real networks, an *excess*
+(measured/annealed - 1, its {percent(confidence)} interval, equivalence within ±{percent(excess_tolerance)})
+where average pools or residual sums merge paths after ReLUs, and *not-covered* (measured only) where no
+annealed value exists.  The exponents are the scaling claims of `verify` across the sizes (log-log fits of
+the norms in d against finite-d references from the exact per-coordinate map).""")
+    mine = {f.key: f for f in findings if f.page == page.slug}
+    errors = dict(zip(models.errors["model"], models.errors["message"]))
+    for case in cases.itertuples():
+        page.text(f"## `{case.model}`\n\n{case.description}.")
+        if case.model in errors:
+            page.text(f"Not computed: the tracer or an engine stopped with\n\n```\n{errors[case.model]}\n```")
+        else:
+            rows = models.rows[models.rows["model"] == case.model].drop(columns=["model"])
+            rows = rows.dropna(axis=1, how="all").rename(columns={
+                "size": case.size_name, "hypothesis": "hypothesis set", "failed": "failed hypotheses",
+                "merges": "deterministic merges", "claim_kind": "claim", "annealed": "exact annealed E|grad f|^2",
+                "theorem": "theorem 2/prod a_i", "not_covered": "why not covered", "mean": "measured E|grad f|^2",
+                "se": "SE", "excess_se": "excess SE", "excess_ci_low": "excess CI low",
+                "excess_ci_high": "excess CI high", "tolerance": "excess tolerance"})
+            writer.table(page, f"models_{case.model}_sizes", rows,
+                         f"**{case.model}: hypotheses, exact prediction and measurement** per input size.")
+            exps = models.exponents[models.exponents["model"] == case.model]
+            exps = exps[["statistic", "kind", *_VERDICT_COLS]].rename(columns=_VERDICT_COLS)
+            writer.table(page, f"models_{case.model}_exponents", exps.dropna(axis=1, how="all"),
+                         f"**{case.model}: fitted exponents in d** of the gradient norms across the sizes.")
+        finding = mine.get(f"model-{case.model}")
+        if finding is not None:
+            page.text("**Reading** (selected from this run's verdicts and exact values; see "
+                      "[findings](findings.md)).\n\n" + finding.markdown(link=False))
     writer.page(page)

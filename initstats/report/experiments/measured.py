@@ -15,6 +15,7 @@ import pandas as pd
 
 from ...claims import loglog_fit, scaling_claim, z_value
 from ...empirical.attack import fgsm
+from ...empirical.infinite_width import infinite_width
 from ...empirical.measure import MeasureOptions, measure
 from ...exact import analyse
 from ...families import make_arch
@@ -37,6 +38,20 @@ def _excess(mean: float, se: float, reference: float | None, z: float) -> dict[s
         return {"excess": None, "excess_se": None, "excess_ci_low": None, "excess_ci_high": None}
     ex, ex_se = mean / reference - 1, se / abs(reference)
     return {"excess": ex, "excess_se": ex_se, "excess_ci_low": ex - z * ex_se, "excess_ci_high": ex + z * ex_se}
+
+
+#: inputs x ~ N(0, I) the infinite-width prediction of the pooling page is averaged over
+INFINITE_WIDTH_INPUTS = 4
+
+
+def _infinite(arch: Arch, mean: float, se: float, z: float, seed: int) -> dict[str, float | bool | None]:
+    """The infinite-width prediction and the residual ``mean / prediction - 1`` with its ``z``-interval."""
+    res = infinite_width(arch, n_inputs=INFINITE_WIDTH_INPUTS, seed=seed)
+    iw = res.grad_sq_total
+    resid, resid_se = mean / iw - 1, se / iw
+    return {"infinite_width": iw, "infinite_width_se": res.grad_sq_total_se, "infinite_width_exact": res.exact,
+            "residual": resid, "residual_se": resid_se, "residual_ci_low": resid - z * resid_se,
+            "residual_ci_high": resid + z * resid_se}
 
 
 # -- Theorems 4, 5 and Corollary 6 ---------------------------------------------------------------
@@ -105,8 +120,10 @@ def run_theorems_4_5(profile: Profile, options: MeasureOptions, settings: Verify
 class PoolingResult:
     """``configs``: one row per network: ``convolutions`` (counted in the spec), ``pools``,
     ``degree`` (prod k^2), ``pool_layers``, ``annealed`` (exact), ``theorem`` (2/prod a, string),
-    ``mean, se, networks`` and the excess over the annealed value (``excess, excess_se,
-    excess_ci_low, excess_ci_high``); ``fits``: the scaling claim "E||grad f||^2 ~ a^-1" per
+    ``mean, se, networks``, the excess over the annealed value (``excess, excess_se,
+    excess_ci_low, excess_ci_high``), the infinite-width prediction (``infinite_width``, its SE over
+    :data:`INFINITE_WIDTH_INPUTS` inputs, ``infinite_width_exact``: exact at every width) and the
+    residual over it (``residual, residual_se, residual_ci_low, residual_ci_high``); ``fits``: the scaling claim "E||grad f||^2 ~ a^-1" per
     series of single-pool networks with the same number of convolutions, as a verdict frame
     with ``convolutions, points, a_min, a_max``.
 
@@ -172,7 +189,8 @@ def run_pooling(profile: Profile, options: MeasureOptions, settings: VerifySetti
                      "pools": " then ".join(f"{k}x{k}" for k in pools), "degree": math.prod(k * k for k in pools),
                      "pool_layers": sum(k > 1 for k in pools), "annealed": annealed,
                      "theorem": None if exact.theorem_total is None else str(exact.theorem_total),
-                     "mean": mean, "se": se, "networks": m.n_nets, **_excess(mean, se, annealed, z)})
+                     "mean": mean, "se": se, "networks": m.n_nets, **_excess(mean, se, annealed, z),
+                     **_infinite(arch, mean, se, z, options.seed)})
     frame = pd.DataFrame(rows)
     fits = []
     single = frame[frame["pool_layers"] <= 1]

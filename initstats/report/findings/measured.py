@@ -185,6 +185,25 @@ def _trend(fit: pd.Series) -> str:
     return "is consistent with 1/a"
 
 
+def _infinite_width_sentence(configs: pd.DataFrame, states: pd.Series, detectable: float) -> str:
+    """How much of the measured excess the infinite-width prediction accounts for, from the residuals."""
+    lo, hi = configs["residual_ci_low"].astype(float), configs["residual_ci_high"].astype(float)
+    resid = pd.Series("undecided", index=configs.index)
+    resid[(lo >= -detectable) & (hi <= detectable)] = "within"
+    resid[lo > 0] = "above"
+    resid[hi < 0] = "below"
+    measured = configs[states == "above"]
+    head = (f"Against the infinite-width prediction (gate correlations kept), the measured value "
+            f"{_state_counts(resid, detectable)} of the {len(configs)} networks (interval of the residual)")
+    if measured.empty:
+        return head + "; no network has an excess over the annealed value beyond its interval, so there is none to explain."
+    share = (measured["infinite_width"] - measured["annealed"]) / (measured["mean"] - measured["annealed"])
+    inside = int((resid[measured.index] == "within").sum())
+    return (head + f"; of the {len(measured)} networks whose excess over the annealed value lies above 0, it accounts "
+            f"for {share.min():.0%} to {share.max():.0%} of the excess (median {share.median():.0%}), and the residual "
+            f"is within ±{100 * detectable:g} % in {inside}.")
+
+
 def pooling(configs: pd.DataFrame, fits: pd.DataFrame, detectable: float) -> Finding:
     """Average pooling: excess over the annealed 2/prod a per network, and the exponent in a.
 
@@ -219,6 +238,8 @@ def pooling(configs: pd.DataFrame, fits: pd.DataFrame, detectable: float) -> Fin
     parts.append("At the largest degree of each series the excess is " + listing(
         f"{pct_pm(r['excess'], r['excess_se'])} ({int(r['convolutions'])} conv, a = {int(r['degree'])}, "
         f"{int(r['networks'])} networks)" for r in largest) + ".")
+    if "residual" in configs:
+        parts.append(_infinite_width_sentence(configs, states, detectable))
     for _, fit in fits.iterrows():
         meaning = {"pass": "Theorems 7/11 hold as a scaling law in a for these networks",
                    "fail": "Theorems 7/11 do not hold as a scaling law in a for these networks",
