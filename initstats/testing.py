@@ -111,7 +111,8 @@ def chain_specs(draw, *, max_channels: int = 2, max_side: int = 6, max_layers: i
 
 @st.composite
 def specs(draw, *, max_channels: int = 2, max_side: int = 5) -> Arch:
-    """Random specs including residual blocks (stride-1 'same' convolutions in the body).
+    """Random specs including residual blocks: one or two, identity shortcuts or strided 1x1
+    projections, optionally a ReLU after the sum and average pools between blocks.
 
     Examples
     --------
@@ -130,12 +131,23 @@ def specs(draw, *, max_channels: int = 2, max_side: int = 5) -> Arch:
     c = draw(st.integers(1, max_channels))
     shape = (c, *draw(st.lists(st.integers(2, max_side), min_size=rank, max_size=rank)))
     padding = draw(st.sampled_from(PADDINGS))
-    body: list[Layer] = [Conv(c, draw(st.sampled_from((1, 3))), padding=padding,
-                              activation=draw(st.sampled_from(("relu", None))))
-                         for _ in range(draw(st.integers(1, 2)))]
-    layers: list[Layer] = [Residual(tuple(body))]
+    layers: list[Layer] = []
     if draw(st.booleans()):
-        layers.insert(0, Conv(c, 3, padding=padding))
+        layers.append(Conv(c, 3, padding=padding))
+    for _ in range(draw(st.integers(1, 2))):
+        if draw(st.booleans()):      # a downsampling block: strided body, strided 1x1 projection
+            out = draw(st.integers(1, max_channels))
+            body: list[Layer] = [Conv(out, 3, stride=2, padding=padding),
+                                 Conv(out, 3, padding=padding, activation=draw(st.sampled_from(("relu", None))))]
+            shortcut: tuple[Layer, ...] = (Conv(out, 1, stride=2, activation=None),)
+            c = out
+        else:
+            body = [Conv(c, draw(st.sampled_from((1, 3))), padding=padding,
+                         activation=draw(st.sampled_from(("relu", None)))) for _ in range(draw(st.integers(1, 2)))]
+            shortcut = ()
+        layers.append(Residual(tuple(body), shortcut=shortcut, activation=draw(st.sampled_from(("relu", None)))))
+        if draw(st.integers(0, 3)) == 0:
+            layers.append(AvgPool(2))
     if draw(st.booleans()):
         layers.append(AvgPool(None))
     layers.append(Dense(draw(st.integers(1, 3)), activation=None))
