@@ -19,7 +19,7 @@ from .exact import GraphAnalysis, OutputAnalysis, Witness, analyse
 from .families import FAMILIES, make_arch, with_avgpool, with_logit_relu
 from .graph import build_graph, read_graph, write_graph
 from .measurement import MeasureOptions, Measurement
-from .spec import Arch, AvgPool, Conv, Dense, MaxPool, Residual
+from .spec import Arch, AvgPool, Concat, Conv, Dense, MaxPool, Residual, dense_block
 
 __version__ = "0.1.0"
 
@@ -40,8 +40,8 @@ _LAZY = {
 
 __all__ = [
     # specifications and families
-    "Arch", "Dense", "Conv", "AvgPool", "MaxPool", "Residual", "FAMILIES", "make_arch", "with_avgpool",
-    "with_logit_relu",
+    "Arch", "Dense", "Conv", "AvgPool", "MaxPool", "Residual", "Concat", "dense_block", "FAMILIES", "make_arch",
+    "with_avgpool", "with_logit_relu",
     # graphs and the exact engine
     "build_graph", "read_graph", "write_graph", "analyse", "GraphAnalysis", "OutputAnalysis", "Witness",
     # measurements as data

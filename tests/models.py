@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from initstats.spec import Arch, AvgPool, Conv, Dense, MaxPool, Residual
+from initstats.spec import Arch, AvgPool, Concat, Conv, Dense, MaxPool, Residual
 
 
 def mlp() -> nn.Module:
@@ -185,6 +185,9 @@ class _Layers(nn.Module):
                 shortcut = cls._build(layer.shortcut, channels, rank) if layer.shortcut else None
                 mods.append(_Residual(cls._build(layer.body, channels, rank), shortcut, layer.activation))
                 channels = _out_channels(layer.body, channels)
+            elif isinstance(layer, Concat):
+                mods.append(_Concat([cls._build(b, channels, rank) for b in layer.branches]))
+                channels = sum(_out_channels(b, channels) for b in layer.branches)
         return mods
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -222,7 +225,24 @@ def _out_channels(layers, channels: int) -> int:
     for layer in layers:
         if isinstance(layer, Conv):
             channels = layer.out_channels
+        elif isinstance(layer, Concat):
+            channels = sum(_out_channels(b, channels) for b in layer.branches)
     return channels
+
+
+class _Concat(nn.Module):
+    def __init__(self, branches: list[nn.ModuleList]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for branch in self.branches:
+            h = x
+            for m in branch:
+                h = m(h)
+            outs.append(h)
+        return torch.cat(outs, 1)
 
 
 class _Residual(nn.Module):
@@ -249,7 +269,7 @@ def module_of(arch: Arch) -> nn.Module:
 
 
 class Branchy(nn.Module):
-    """Two convolutions concatenated along channels (DenseNet-style ``cat``): not translated yet."""
+    """Two convolutions concatenated along channels (``cat``), then a mean over the positions."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -262,3 +282,27 @@ class Branchy(nn.Module):
 
 def branchy() -> nn.Module:
     return Branchy()
+
+
+class DenseNetBlock(nn.Module):
+    """A DenseNet-style model without BatchNorm: a stem, a dense block of three layers (each
+    ``x = cat([x, relu(conv3x3(x))], 1)``, growth 4), a 1x1 transition with 2x2 average pooling,
+    a mean over the positions and a dense head."""
+
+    def __init__(self, growth: int = 4, layers: int = 3, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.block = nn.ModuleList(nn.Conv2d(8 + i * growth, growth, 3, padding=1, bias=False) for i in range(layers))
+        self.transition = nn.Conv2d(8 + layers * growth, 8, 1, bias=False)
+        self.fc = nn.Linear(8, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x))
+        for conv in self.block:
+            x = torch.cat([x, F.relu(conv(x))], 1)
+        x = F.avg_pool2d(F.relu(self.transition(x)), 2)
+        return self.fc(x.mean((2, 3)))
+
+
+def densenet_block() -> nn.Module:
+    return DenseNetBlock()

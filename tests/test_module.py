@@ -157,16 +157,6 @@ class _Twice(nn.Module):
         return self.fc(torch.flatten(F.relu(self.conv(F.relu(self.conv(x)))), 1))
 
 
-class _Branchy(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
-        self.fc = nn.Linear(8 * 8 * 8, 2)
-
-    def forward(self, x):
-        return self.fc(torch.flatten(torch.cat([self.a(x), self.b(x)], 1), 1))
-
-
 class _DataDependent(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -188,7 +178,6 @@ class _Pair(nn.Module):
 BAD = [
     (nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2)), None, ["fx node '_1'", "Tanh"]),
     (_Twice(), 8, ["'conv'", "more than once"]),
-    (_Branchy(), 8, ["cat"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.BatchNorm2d(4).eval(), nn.ReLU(), nn.Flatten(),
                    nn.Linear(4 * 6 * 6, 2)), 8, ["evaluation mode"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.ReLU(), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)), 8,
@@ -290,7 +279,6 @@ def test_verify_module_gives_each_claim_its_kind():
     (["--module", "tests/models.py:residual_net", "--arch", "fc", "--dims", "8"], ["--arch 'fc'"]),
     (["--module", "tests/models.py:residual_net"], ["needs input sizes"]),
     (["--module", "tests/models.py:mlp", "--dims", "8"], ["fixed number of features"]),
-    (["--module", "tests/models.py:branchy", "--dims", "8"], ["cat"]),
     (["--module", "tests/models.py:nothing", "--dims", "8"], ["no callable 'nothing'"]),
     (["--module", "tests/models.py", "--dims", "8"], ["SRC:FACTORY"]),
     (["--module", "tests/models.py:residual_net", "--input-shape", "3,8", "--dims", "8"], ["not both"]),

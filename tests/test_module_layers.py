@@ -22,7 +22,7 @@ from initstats.empirical.trace import from_module
 from initstats.errors import ModuleError, SpecError
 from initstats.exact import analyse
 from initstats.graph.build import build_graph, count_edges
-from initstats.spec import Arch, Conv, Dense, Residual
+from initstats.spec import Arch, AvgPool, Concat, Conv, Dense, Residual, dense_block
 
 from . import models
 
@@ -95,3 +95,106 @@ def test_a_grouped_model_traces_and_its_monte_carlo_agrees_with_the_exact_value(
     assert [s.groups for s in arch.stages[1:3]] == [2, 8]
     assert from_module(models.module_of(GROUPED[0]), GROUPED[0].input_shape).stages == GROUPED[0].stages
     _agrees(GROUPED[0])
+
+
+# -- channel concatenation ----------------------------------------------------------------------
+
+CONCAT = [
+    Arch((2, 6, 6), (Conv(3), *dense_block(2, growth=2), Conv(3, 1), Dense(3, activation=None))),
+    Arch((2, 6, 6), (Conv(3, padding="circular"), *dense_block(2, growth=2, padding="circular"), AvgPool(2),
+                     Dense(3, activation=None))),
+    Arch((2, 6), (Conv(4), Concat(((Conv(2, 3, padding="reflect"),), (Conv(2, 1),), ())), Conv(4, 3, groups=2),
+                  Dense(2, activation=None))),
+    Arch((2, 6, 6), (Conv(4), *dense_block(1, growth=2, bottleneck=3),
+                     Residual((Conv(4, 3), Conv(4, 3, activation=None)), shortcut=(Conv(4, 1, activation=None),)),
+                     Dense(3, activation=None))),
+]
+
+
+@pytest.mark.parametrize("arch", CONCAT, ids=["dense-block", "pooled-circular", "three-branches-1d", "residual"])
+def test_concatenations_compressed_equal_neuron_level(arch, monkeypatch):
+    _same(arch, monkeypatch)
+
+
+def test_a_concatenation_adds_no_node_and_its_reader_has_the_summed_in_degree():
+    arch = CONCAT[0]                       # conv1 (3 ch), two dense layers (2 ch each), a 1x1 transition
+    names = [s.name for s in arch.stages]
+    assert names == ["x", "conv1", "cat2.1.conv1", "cat3.1.conv1", "conv4", "logits"]
+    trans = arch.stages[4]
+    assert trans.sources == (1, 2, 3) and trans.fan_in == 3 + 2 + 2
+    g = build_graph(arch)
+    assert g.in_degree("conv4[0,0,0]") == 7 and g.in_degree("cat3.1.conv1[0,2,2]") == (3 + 2) * 9
+    assert {u.split("[")[0] for u in g.pred["conv4[0,0,0]"]} == {"conv1", "cat2.1.conv1", "cat3.1.conv1"}
+    pooled = CONCAT[1].stages                                  # a pool of a concatenation: one per branch
+    assert [(s.name, s.shape) for s in pooled if s.is_pool] == [("avgpool4.0", (3, 3, 3)), ("avgpool4.1", (2, 3, 3)),
+                                                                 ("avgpool4.2", (2, 3, 3))]
+
+
+def test_bad_concatenations_are_refused_with_the_value():
+    with pytest.raises(SpecError, match="at least two tuples"):
+        Concat(((Conv(2),),))
+    with pytest.raises(SpecError, match=r"cat1: its branches end in shapes \[\(2, 4, 4\), \(2, 2, 2\)\]"):
+        Arch((2, 4, 4), (Concat(((), (Conv(2, stride=2),))), Dense(1, activation=None)))
+    with pytest.raises(SpecError, match="concatenates x more than once"):
+        Arch((2, 4, 4), (Concat(((), ())), Dense(1, activation=None)))
+    with pytest.raises(SpecError, match="res2: an identity shortcut reads a concatenation of x, cat1.1.conv1"):
+        Arch((2, 4, 4), (Concat(((), (Conv(2),))), Residual((Conv(4),)), Dense(1, activation=None)))
+
+
+def test_the_densenet_block_traces_and_equals_its_spec():
+    model = models.densenet_block()
+    arch = from_module(model, px=8)                          # the translation check runs
+    assert sum(len(s.sources) > 1 for s in arch.stages) == 3 and arch.stages[5].fan_in == 8 + 3 * 4
+    spec = Arch((3, 8, 8), (Conv(8, 3), *dense_block(3, growth=4), Conv(8, 1), AvgPool(2), AvgPool(None),
+                            Dense(10, activation=None)))
+    assert [(s.kind, s.shape, s.sources, s.fan_in) for s in arch.stages] == \
+        [(s.kind, s.shape, s.sources, s.fan_in) for s in spec.stages]
+    assert from_module(models.module_of(CONCAT[2]), CONCAT[2].input_shape).stages == CONCAT[2].stages
+    fast, slow = analyse(arch), analyse(arch, method="neuron")
+    assert fast.to_dict()["outputs"] == slow.to_dict()["outputs"]
+
+
+def test_a_concatenation_measures_its_exact_value():
+    """No deterministic merge (a concatenation adds no node): the annealed value is the real one."""
+    _agrees(CONCAT[0])
+    arch = from_module(models.branchy(), px=6)               # cat of two convolutions, then a mean
+    assert [s.name for s in arch.stages if s.is_pool] == ["avgpool2.0", "avgpool2.1"]
+
+
+class _CatSpatial(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 16 * 8, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], 2), 1))
+
+
+def test_a_cat_along_another_dim_is_refused_naming_the_node():
+    with pytest.raises(ModuleError, match=r"fx node 'cat'.*cat along dim 2.*dim=1"):
+        from_module(_CatSpatial(), px=8)
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from initstats.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_verify_the_densenet_block_from_the_command_line(tmp_path):
+    result = _cli("verify", "--module", "tests/models.py:densenet_block", "--dims", "8,16", "--nets", "200",
+                  "--device", "cpu")
+    assert result.exit_code in (0, 1), (result.stdout, result.stderr)
+    assert "grad_sq_total[px=8]" in result.stdout and "claims" in result.stdout
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch, torch.nn.functional as F\nfrom torch import nn\n"
+                   "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                   "        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)\n"
+                   "        self.fc = nn.Linear(4 * 16 * 8, 2)\n    def forward(self, x):\n"
+                   "        return self.fc(torch.flatten(torch.cat([F.relu(self.a(x)), self.b(x)], 2), 1))\n")
+    from .console import assert_bad_input
+
+    assert_bad_input(_cli("graph", "--module", f"{bad}:M", "--dims", "8"), "fx node 'cat'", "cat along dim 2")

@@ -12,7 +12,8 @@ biases zero (omitted).  Convolution weights are shared across positions, as in a
 Padding follows :func:`initstats.spec.axis_map` exactly: zero padding through the convolution,
 circular by concatenating slices, reflect through ``F.pad``.  Max pooling and BatchNorm run as in
 torch (BatchNorm with the statistics of the current batch, per network and channel, weight 1,
-bias 0).
+bias 0).  A layer after a :class:`~initstats.spec.Concat` reads its sources concatenated along each
+network's channels.
 """
 
 from __future__ import annotations
@@ -79,12 +80,11 @@ class ArchEnsemble:
         self.weights: dict[int, torch.Tensor] = {}
         self.std: dict[int, float] = {}
         for s in arch.stages[1:]:
+            c_in = sum(arch.stages[k].channels for k in s.sources)  # several after a Concat
             if s.is_conv:
-                src = arch.stages[s.sources[0]]
-                shape: tuple[int, ...] = (n_nets * s.channels, src.channels // s.groups, *s.kernel)
+                shape: tuple[int, ...] = (n_nets * s.channels, c_in // s.groups, *s.kernel)
             elif s.is_dense:
-                src = arch.stages[s.sources[0]]
-                shape = (n_nets, src.size, s.channels)
+                shape = (n_nets, c_in * math.prod(arch.stages[s.sources[0]].spatial), s.channels)
                 if implicit_dense:  # drawn implicitly at each call, see initstats.empirical.implicit
                     self.std[s.index] = math.sqrt(self.gain / s.fan_in)
                     continue
@@ -140,9 +140,13 @@ class ArchEnsemble:
         for s in arch.stages[1:]:
             src = outs[s.sources[0]]
             if s.is_conv:
+                if len(s.sources) > 1:  # a Concat: each network's channels, stage after stage
+                    parts = [outs[k].reshape(b, n, -1, *src.shape[2:]) for k in s.sources]
+                    src = torch.cat(parts, dim=2).reshape(b, -1, *src.shape[2:])
                 h = self._conv(s, src)
             elif s.is_dense:
-                flat = src.reshape(b, n, -1)
+                flat = (src.reshape(b, n, -1) if len(s.sources) == 1
+                        else torch.cat([outs[k].reshape(b, n, -1) for k in s.sources], dim=2))
                 if s.index in self.weights:
                     h = torch.einsum("bni,nio->bno", flat, self.weights[s.index])
                 else:

@@ -20,12 +20,15 @@ every spatial axis                          must divide the input size)
 ``BatchNorm1d/2d`` in training mode         ``batchnorm=True`` on the layer before it (outside (H))
 ``s(x) + f(x)``, then optionally a ReLU      :class:`~initstats.spec.Residual` with body ``f``, shortcut
                                             ``s`` (the identity, or its own layers) and activation
+``torch.cat([a, b, ...], dim=1)`` of        :class:`~initstats.spec.Concat` (no node: the next
+equal spatial sizes (DenseNet)              layer reads every branch; an unchanged one is the
+                                            identity branch)
 ``flatten``, ``view``/``reshape`` to        nothing (a dense layer flattens)
 ``(batch, -1)``, ``Dropout``, ``Identity``
 ==========================================  ==================================================
 
 Biases are ignored: initstats draws networks with zero biases (He initialisation of the weights,
-variance ``gain / fan_in``).  Anything else (another nonlinearity, ``cat``,
+variance ``gain / fan_in``).  Anything else (another nonlinearity, ``cat`` along another dim,
 BatchNorm in evaluation mode or not followed by its ReLU, a layer used twice)
 raises :class:`~initstats.errors.ModuleError` naming the fx node, its operation and where the
 model created it, so nothing is silently approximated.  After the mapping, the model and the spec
@@ -53,7 +56,7 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import ModuleError
-from ..spec import Arch, AvgPool, Conv, Dense, Layer, Residual
+from ..spec import Arch, AvgPool, Concat, Conv, Dense, Layer, Residual
 from .trace_layers import _FUNCTIONAL_POOLS, _conv_layer, _fail, _pair, _pool_layer
 
 __all__ = ["from_module", "input_shape_of", "check_translation"]
@@ -68,6 +71,13 @@ class _Res:
 
     body: tuple
     shortcut: tuple
+
+
+@dataclass(frozen=True)
+class _Cat:
+    """The weight paths of a concatenation's branches."""
+
+    branches: tuple
 
 
 @dataclass(frozen=True)
@@ -169,6 +179,29 @@ class _Translator:
         return _Value(long.layers[:common] + (Residual(body, shortcut),), long.nodes[:common] + (node.name,),
                       long.shape, long.weights[:common] + (block,))
 
+    def cat(self, node: torch.fx.Node, out_shape: tuple[int, ...]) -> _Value:
+        """``torch.cat([a, b, ...], dim=1)``: branches from a common value; an unchanged one is the identity."""
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+        if not isinstance(tensors, (list, tuple)) or len(tensors) < 2:
+            raise _fail(node, "a cat of fewer than two tensors is not a concatenation")
+        vals = [self.value(node, t) for t in tensors]
+        rank = len(out_shape)
+        if not isinstance(dim, int) or dim % (rank + 1) != 1 or len({v.shape[1:] for v in vals}) > 1:
+            raise _fail(node, f"cat along dim {dim} of shapes {[v.shape for v in vals]} is not a channel "
+                              "concatenation", "only torch.cat([...], dim=1) of tensors with equal spatial sizes "
+                              "is supported")
+        common = 0
+        while all(common < len(v.nodes) for v in vals) and len({v.nodes[common] for v in vals}) == 1:
+            common += 1
+        branches = tuple(v.layers[common:] for v in vals)
+        if any(v.layers[:common] != vals[0].layers[:common] for v in vals) or sum(not b for b in branches) > 1:
+            raise _fail(node, "it concatenates a tensor with itself (or with its own ReLU)",
+                        "concatenate each tensor once")
+        base = vals[0]
+        return _Value(base.layers[:common] + (Concat(branches),), base.nodes[:common] + (node.name,), out_shape,
+                      base.weights[:common] + (_Cat(tuple(v.weights[common:] for v in vals)),))
+
     def module(self, node: torch.fx.Node) -> _Value:
         m = self.modules[node.target]  # type: ignore[index]
         v = self.value(node, node.args[0], after_bn=isinstance(m, nn.ReLU))
@@ -199,6 +232,8 @@ class _Translator:
         name = fn if node.op == "call_method" else getattr(fn, "__name__", str(fn))
         if node.op != "call_method" and (fn in (operator.add, torch.add) or name == "add"):
             return self.add(node)
+        if node.op != "call_method" and (fn in (torch.cat, torch.concat) or name in ("cat", "concat")):
+            return self.cat(node, out_shape)  # type: ignore[arg-type]
         v = self.value(node, node.args[0], after_bn=fn in _RELU or name in ("relu", "relu_"))
         if name in _FUNCTIONAL_POOLS:
             try:
@@ -228,8 +263,8 @@ class _Translator:
             keep = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
             return pooled if keep else _Value(pooled.layers, pooled.nodes, (v.shape[0],), pooled.weights)
         raise _fail(node, f"operation {name!r} is not supported",
-                    "supported: relu, +, flatten/view to (batch, -1), mean over the spatial axes, functional "
-                    "pooling, dropout")
+                    "supported: relu, +, cat along channels, flatten/view to (batch, -1), mean over the spatial "
+                    "axes, functional pooling, dropout")
 
     def run(self) -> _Value:
         result = None
@@ -315,21 +350,27 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...] | None = None, *
                           f"got {type(out.layers[-1]).__name__ if out.layers else 'the input itself'}")
     arch = Arch(shape, out.layers, name=name or type(module).__name__)
     if check:
-        check_translation(module, arch, _flatten(out.weights))
+        check_translation(module, arch, _stage_weights(arch, out))
     return arch
 
 
-def _flatten(weights: tuple) -> list[str | None]:
-    """Module paths in the stages' order (a residual block: its body, its shortcut, then its sum)."""
-    out: list[str | None] = []
-    for w in weights:
-        if isinstance(w, _Res):
-            out.extend(_flatten(w.body))
-            out.extend(_flatten(w.shortcut))
-            out.append(None)
-        else:
-            out.append(w)
-    return out
+def _stage_weights(arch: Arch, out: _Value) -> list[str | None]:
+    """Per stage after the input, the module path of its weights (None for weightless stages), by layer."""
+    paths: dict[int, str] = {}
+
+    def walk(layers: tuple, weights: tuple) -> None:
+        for layer, w in zip(layers, weights):
+            if isinstance(w, _Res):
+                walk(layer.body, w.body)
+                walk(layer.shortcut, w.shortcut)
+            elif isinstance(w, _Cat):
+                for branch, wb in zip(layer.branches, w.branches):
+                    walk(branch, wb)
+            elif w is not None:
+                paths[id(layer)] = w
+
+    walk(out.layers, out.weights)
+    return [paths.get(id(s.layer)) for s in arch.stages[1:]]
 
 
 def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], *, tol: float = 1e-9) -> None:

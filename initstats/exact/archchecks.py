@@ -115,12 +115,13 @@ def _h3(arch: Arch, var_scale: Fraction, reach: Reach) -> HypothesisCheck:
     for s in stages[1:]:
         if s.kind not in RANDOM_KINDS or (var_scale == 1 and stage_h3(s)):
             continue
-        src = stages[s.sources[0]]
+        src = stages[min(s.sources)]  # after a Concat, the first stage in node order
+        c_in = sum(stages[k].channels for k in s.sources)
         for pos in _positions(s):
             if not reach(s.index, pos):
                 continue
             taps = spatial_taps(s.axes, pos if not s.is_dense else tuple(0 for _ in src.spatial))
-            degree = src.channels // s.groups * len(taps)
+            degree = c_in // s.groups * len(taps)
             for p, m in taps:
                 var = Fraction(2 * m, s.fan_in) * var_scale
                 if var != Fraction(2, degree):
@@ -185,7 +186,7 @@ def shared_witness(arch: Arch, reach: Reach, var_scale: Fraction = Fraction(1)) 
     for s in stages[1:]:
         if not s.is_conv:
             continue
-        src = stages[s.sources[0]]
+        src = stages[min(s.sources)]  # concatenated stages share the geometry; the first in node order
         per_axis = _conv_kernel_taps(s, src)
         cover: list[list[list[tuple[int, frozenset[int]]]]] = []
         shared_at: list[list[bool]] = []

@@ -127,7 +127,7 @@ def analyse_compressed(arch: Arch, var_scale: Fraction = Fraction(1)) -> GraphAn
     >>> analyse_compressed(make_arch("resnet", 8, channels=4, padding="circular")).method   # residual sums
     'quotient'
     """
-    if arch.has_residual:
+    if arch.has_branches:  # residual sums, concatenations
         return _replicate(arch, "quotient", _analyse_quotient(arch, var_scale))
     return _replicate(arch, "factorized", _analyse_factorized(arch, var_scale))
 
@@ -189,10 +189,11 @@ def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[Back
                 for p, _ in taps:
                     succ[offsets[src.index] + src_pos_index[p]].append((v, 1, k))
             else:
-                degree[v] = src.channels // s.groups * len(taps)
+                degree[v] = sum(stages[k].channels for k in s.sources) // s.groups * len(taps)
                 for p, m in taps:
                     c = None if kappa is None else kappa * Fraction(2 * m, s.fan_in)
-                    succ[offsets[src.index] + src_pos_index[p]].append((v, mult, coef_id(c)))
+                    for k in s.sources:  # after a Concat: every concatenated stage, no node of its own
+                        succ[offsets[k] + src_pos_index[p]].append((v, mult, coef_id(c)))
     order = list(range(len(names)))
     inputs = list(range(offsets[0], offsets[0] + len(positions[0])))
     bg = BackwardGraph(names, kinds, degree, succ, coefs, order, inputs, [len(names) - 1])

@@ -79,11 +79,11 @@ def count_edges(arch: Arch) -> int:
         if stage.kind in SUM_KINDS:
             total += 2 * stage.size
             continue
-        src = arch.stages[stage.sources[0]]
+        c_in = sum(arch.stages[k].channels for k in stage.sources)
         per_pos = sum(math.prod(len(stage.axes[a].taps[p]) for a, p in enumerate(pos))
                       for pos in _positions(tuple(m.n_out for m in stage.axes)))
         per_pos = per_pos if stage.axes else 1
-        total += per_pos * (stage.channels * src.channels // stage.groups if stage.mixes_channels else stage.channels)
+        total += per_pos * (stage.channels * c_in // stage.groups if stage.mixes_channels else stage.channels)
     return total
 
 
@@ -112,8 +112,11 @@ def build_graph(arch: Arch) -> nx.DiGraph:
                 g.add_edges_from(zip(names[s], stage_names))
             continue
         src = arch.stages[stage.sources[0]]
-        src_names, src_spatial, c_in = names[stage.sources[0]], src.spatial, src.channels
+        src_names, src_spatial = names[stage.sources[0]], src.spatial
         block = math.prod(src_spatial)
+        # input channel ci of a layer after a Concat: (names of its stage, offset of its channel 0 there)
+        chans = [(names[k], c * block) for k in stage.sources for c in range(arch.stages[k].channels)]
+        c_in = len(chans)
         plain: list[tuple[str, str]] = []
         weighted: list[tuple[str, str, dict]] = []
         spatial_out = stage.spatial if not stage.is_dense else tuple(1 for _ in src_spatial)
@@ -133,7 +136,7 @@ def build_graph(arch: Arch) -> nx.DiGraph:
                 first = c // out_group * per_group  # a grouped convolution reads its group's channels only
                 for p, m in taps:
                     base = _flat(p, src_spatial)
-                    preds = (src_names[ci * block + base] for ci in range(first, first + per_group))
+                    preds = (chans[ci][0][chans[ci][1] + base] for ci in range(first, first + per_group))
                     if two * m == default:
                         plain.extend((u, v) for u in preds)
                     else:

@@ -16,6 +16,8 @@ Layers
   pools globally.
 - :class:`Residual`: ``y = x + body(x)``, a ``sum`` node per neuron; the body must keep the
   shape.
+- :class:`Concat`: ``y = cat([branch(x), ...])`` along channels (DenseNet; :func:`dense_block`),
+  no node of its own: the next layer reads the branches' neurons.
 
 The last layer must be a :class:`Dense` layer: its units are the logits.
 
@@ -42,7 +44,8 @@ from __future__ import annotations
 
 from .arch import Arch, classify_kinds, node_id
 from .geometry import AxisMap, axis_map, window_entries
-from .layers import ACTIVATIONS, PADDINGS, AvgPool, Conv, Dense, IntOrTuple, Layer, MaxPool, Padding, Residual
+from .layers import (ACTIVATIONS, PADDINGS, AvgPool, Concat, Conv, Dense, IntOrTuple, Layer, MaxPool, Padding, Residual,
+                     dense_block)
 from .stages import DETERMINISTIC_KINDS, NODE_KINDS, POOL_KINDS, RANDOM_KINDS, SUM_KINDS, Stage, build_stages
 
 __all__ = [
@@ -55,6 +58,8 @@ __all__ = [
     "AvgPool",
     "MaxPool",
     "Residual",
+    "Concat",
+    "dense_block",
     "Layer",
     "Arch",
     "AxisMap",

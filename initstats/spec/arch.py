@@ -93,6 +93,11 @@ class Arch:
         return any(s.kind in SUM_KINDS for s in self.stages)
 
     @property
+    def has_branches(self) -> bool:
+        """Whether some stage reads several stages (a residual sum, or a layer after a :class:`Concat`)."""
+        return any(len(s.sources) > 1 for s in self.stages)
+
+    @property
     def node_kinds(self) -> frozenset[str]:
         return frozenset(s.kind for s in self.stages)
 

@@ -14,7 +14,7 @@ from typing import Literal, TypeAlias
 from ..errors import SpecError, UnsupportedLayerError
 
 __all__ = ["PADDINGS", "ACTIVATIONS", "Padding", "IntOrTuple", "Dense", "Conv", "AvgPool", "MaxPool", "Residual",
-           "Layer"]
+           "Concat", "dense_block", "Layer"]
 
 Padding = Literal["zero", "circular", "reflect"]
 PADDINGS: tuple[str, ...] = ("zero", "circular", "reflect")
@@ -238,4 +238,56 @@ class Residual:
         object.__setattr__(self, "shortcut", shortcut)
 
 
-Layer: TypeAlias = Dense | Conv | AvgPool | MaxPool | Residual
+@dataclass(frozen=True)
+class Concat:
+    """Channel concatenation ``y = cat([branch(x) for branch in branches], dim=1)``, as DenseNets write it.
+
+    An empty branch is the input itself.  The concatenation is not a neuron operation: it makes no
+    stage, and the layer after it reads every branch's neurons directly (no extra node, no extra
+    path-degree).  Its channels are the branches' channels in order; every branch must keep the
+    spatial size.  What may read a concatenation: a ``Conv`` or ``Dense`` layer (its fan-in is the
+    sum of the branches' channels), another ``Concat``, and pools (one per branch, channel by
+    channel); a residual sum needs layers after it (e.g. a 1x1 ``Conv``).  :func:`dense_block`
+    writes a DenseNet block.
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch
+    >>> arch = Arch((2, 6, 6), (Conv(3), Concat(((), (Conv(4),))), Conv(5, 1), Dense(1, activation=None)))
+    >>> [(s.name, s.shape, s.sources, s.fan_in) for s in arch.stages[1:4]]    # conv3 reads conv1 and cat2.1.conv1
+    [('conv1', (3, 6, 6), (0,), 18), ('cat2.1.conv1', (4, 6, 6), (1,), 27), ('conv3', (5, 6, 6), (1, 2), 7)]
+    """
+
+    branches: tuple[tuple["Layer", ...], ...]
+
+    def __post_init__(self) -> None:
+        branches = self.branches
+        if (not isinstance(branches, (list, tuple)) or len(branches) < 2
+                or any(not isinstance(b, (list, tuple)) for b in branches)):
+            raise SpecError(f"Concat: branches={branches!r} must be a tuple of at least two tuples of layers "
+                            "(an empty tuple is the input itself), e.g. Concat(((), (Conv(12),)))")
+        object.__setattr__(self, "branches", tuple(tuple(b) for b in branches))
+
+
+def dense_block(layers: int, growth: int, *, kernel: IntOrTuple = 3, padding: str = "zero",
+                bottleneck: int | None = None) -> tuple[Concat, ...]:
+    """A DenseNet block: ``layers`` times ``x = cat([x, relu(conv(x))])``, each adding ``growth`` channels.
+
+    With ``bottleneck=b`` each new branch is a ReLU 1x1 convolution to ``b`` channels before the
+    ``kernel`` one (DenseNet-B).  Unpack it into an architecture's layers.
+
+    Examples
+    --------
+    >>> from initstats.spec import Arch
+    >>> arch = Arch((4, 8, 8), (*dense_block(3, growth=2), Conv(6, 1), Dense(10, activation=None)))
+    >>> [s.fan_in for s in arch.stages[1:5]], arch.stages[4].sources      # the 1x1 conv reads all four stages
+    ([36, 54, 72, 10], (0, 1, 2, 3))
+    """
+    _check_positive("dense_block", "layers", layers, allow_tuple=False)
+    _check_positive("dense_block", "growth", growth, allow_tuple=False)
+    _check_positive("dense_block", "bottleneck", bottleneck, allow_none=True, allow_tuple=False)
+    neck = (Conv(bottleneck, 1, padding=padding),) if bottleneck is not None else ()
+    return tuple(Concat(((), neck + (Conv(growth, kernel, padding=padding),))) for _ in range(layers))
+
+
+Layer: TypeAlias = Dense | Conv | AvgPool | MaxPool | Residual | Concat

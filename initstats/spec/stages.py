@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SpecError, UnsupportedLayerError
 from .geometry import AxisMap, all_to_all, axis_map
-from .layers import AvgPool, Conv, Dense, IntOrTuple, Layer, MaxPool, Residual
+from .layers import AvgPool, Concat, Conv, Dense, IntOrTuple, Layer, MaxPool, Residual
 
 __all__ = ["Stage", "build_stages", "NODE_KINDS", "RANDOM_KINDS", "DETERMINISTIC_KINDS", "POOL_KINDS", "SUM_KINDS"]
 
@@ -46,7 +46,9 @@ class Stage:
     shape : tuple of int
         ``(channels, *spatial)``, or ``(units,)`` for a dense stage.
     sources : tuple of int
-        Indices of the stages it reads (two for a residual ``sum``: the block input and the body).
+        Indices of the stages it reads (two for a residual ``sum``: the block input and the body;
+        a convolution or dense layer after a :class:`~initstats.spec.Concat` reads every
+        concatenated stage, its input channels being theirs in order).
     axes : tuple of AxisMap
         How each spatial axis of ``sources[0]`` maps to this stage's (all-to-all for dense layers
         and global pools; empty when the source has no spatial axes).
@@ -147,28 +149,37 @@ def build_stages(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> tup
     n_layers = len(layers)
     counter = [0]
 
-    def add(block: tuple[Layer, ...], src: int, prefix: str, top: bool) -> int:
+    def add(block: tuple[Layer, ...], srcs: tuple[int, ...], prefix: str, top: bool) -> tuple[int, ...]:
         for pos, layer in enumerate(block):
             if top:
                 counter[0] += 1
             number = counter[0] if top else pos + 1
             last = top and pos == n_layers - 1
-            src = _add_layer(stages, layer, src, prefix, number, last, add)
-        return src
+            srcs = _add_layer(stages, layer, srcs, prefix, number, last, add)
+        return srcs
 
-    add(tuple(layers), 0, "", True)
+    add(tuple(layers), (0,), "", True)
     return tuple(stages)
 
 
-def _add_layer(stages: list[Stage], layer: Layer, src: int, prefix: str, number: int, last: bool, add) -> int:
+def _single(stages: list[Stage], srcs: tuple[int, ...], name: str, what: str) -> int:
+    if len(srcs) > 1:
+        raise SpecError(f"{name}: {what} reads a concatenation of {', '.join(stages[k].name for k in srcs)}; "
+                        "put a Conv (e.g. a 1x1 transition) or a Dense layer after a Concat first")
+    return srcs[0]
+
+
+def _add_layer(stages: list[Stage], layer: Layer, srcs: tuple[int, ...], prefix: str, number: int, last: bool,
+               add) -> tuple[int, ...]:
+    src = srcs[0]
     source = stages[src]
-    c_in, spatial = source.channels, source.spatial
+    c_in, spatial = sum(stages[k].channels for k in srcs), source.spatial
     rank = len(spatial)
     idx = len(stages)
     if isinstance(layer, Dense):
         name = "logits" if last else f"{prefix}dense{number}"
         stages.append(Stage(index=idx, name=name, kind=_layer_kind(layer), shape=(layer.out_features,),
-                            sources=(src,), axes=tuple(all_to_all(n) for n in spatial),
+                            sources=srcs, axes=tuple(all_to_all(n) for n in spatial),
                             fan_in=c_in * math.prod(spatial), layer=layer))
     elif isinstance(layer, Conv):
         name = f"{prefix}conv{number}"
@@ -185,7 +196,7 @@ def _add_layer(stages: list[Stage], layer: Layer, src: int, prefix: str, number:
             raise SpecError(f"{name}: groups={layer.groups} does not divide its {c_in} input channels; use a "
                             f"number of groups dividing both {c_in} and out_channels={layer.out_channels}")
         stages.append(Stage(index=idx, name=name, kind=_layer_kind(layer),
-                            shape=(layer.out_channels, *(m.n_out for m in axes)), sources=(src,), axes=axes,
+                            shape=(layer.out_channels, *(m.n_out for m in axes)), sources=srcs, axes=axes,
                             fan_in=c_in // layer.groups * math.prod(k), kernel=k, stride=s, dilation=dil, pad=p,
                             padding=layer.padding, groups=layer.groups, layer=layer))
     elif isinstance(layer, (AvgPool, MaxPool)):
@@ -202,18 +213,24 @@ def _add_layer(stages: list[Stage], layer: Layer, src: int, prefix: str, number:
             axes = tuple(axis_map(spatial[a], k[a], s[a], 1, 0, "zero", where=f"{name} (axis {a})")
                          for a in range(rank))
             geometry = dict(kernel=k, stride=s, dilation=(1,) * rank, pad=(0,) * rank)
-        stages.append(Stage(index=idx, name=name, kind=kind, shape=(c_in, *(m.n_out for m in axes)),
-                            sources=(src,), axes=axes, layer=layer, **geometry))
+        out = []
+        for j, k_src in enumerate(srcs):  # pooling a concatenation: one pool per branch, channel by channel
+            stages.append(Stage(index=len(stages), name=name if len(srcs) == 1 else f"{name}.{j}", kind=kind,
+                                shape=(stages[k_src].channels, *(m.n_out for m in axes)), sources=(k_src,),
+                                axes=axes, layer=layer, **geometry))
+            out.append(len(stages) - 1)
+        return tuple(out)
     elif isinstance(layer, Residual):
         name = f"{prefix}res{number}"
         if last:
             raise SpecError(f"{name}: the last layer must be Dense (the logits), not Residual")
-        out = add(layer.body, src, f"{name}.", False)
-        short = add(layer.shortcut, src, f"{name}.shortcut.", False) if layer.shortcut else src
+        out = _single(stages, add(layer.body, srcs, f"{name}.", False), name, "the residual sum")
+        short = (_single(stages, add(layer.shortcut, srcs, f"{name}.shortcut.", False), name, "the residual sum")
+                 if layer.shortcut else _single(stages, srcs, name, "an identity shortcut"))
         if stages[out].shape != stages[short].shape:
             what = "the shortcut's output" if layer.shortcut else "its input"
             raise SpecError(
-                f"{name}: the body maps shape {source.shape} to {stages[out].shape}, but {what} has shape "
+                f"{name}: the body maps shape {(c_in, *spatial)} to {stages[out].shape}, but {what} has shape "
                 f"{stages[short].shape}; a residual sum needs the same shape (use stride 1, 'same' padding and "
                 f"{c_in} channels, or a shortcut that matches)"
             )
@@ -221,6 +238,26 @@ def _add_layer(stages: list[Stage], layer: Layer, src: int, prefix: str, number:
         kind = "sumrelu" if layer.activation == "relu" else "sum"
         stages.append(Stage(index=idx, name=f"{name}.sum", kind=kind, shape=stages[out].shape, sources=(short, out),
                             layer=layer))
+    elif isinstance(layer, Concat):
+        return _concat(stages, layer, srcs, f"{prefix}cat{number}", last, add)
     else:
-        raise UnsupportedLayerError(f"layer {layer!r} is not supported; use Dense, Conv, AvgPool, MaxPool or Residual")
-    return idx
+        raise UnsupportedLayerError(f"layer {layer!r} is not supported; use Dense, Conv, AvgPool, MaxPool, Residual "
+                                    "or Concat")
+    return (idx,)
+
+
+def _concat(stages: list[Stage], layer: Concat, srcs: tuple[int, ...], name: str, last: bool, add) -> tuple[int, ...]:
+    """The stages a concatenation's reader reads: each branch's output stages, in order (no stage of its own)."""
+    if last:
+        raise SpecError(f"{name}: the last layer must be Dense (the logits), not Concat")
+    out: list[int] = []
+    for j, branch in enumerate(layer.branches):
+        out.extend(add(branch, srcs, f"{name}.{j}.", False) if branch else srcs)
+    spatial = {stages[k].spatial for k in out}
+    if len(spatial) > 1:
+        raise SpecError(f"{name}: its branches end in shapes {[stages[k].shape for k in out]}; a channel "
+                        "concatenation needs the same spatial size (use stride 1 and 'same' padding in the branches)")
+    if len(set(out)) < len(out):
+        twice = next(stages[k].name for k in out if out.count(k) > 1)
+        raise SpecError(f"{name}: it concatenates {twice} more than once; concatenate each tensor once")
+    return tuple(out)
