@@ -422,8 +422,9 @@ def models_page(writer: ReportWriter, models: ModelsResult, findings: Sequence[F
     """
     page = Page("models", "Standard models: ResNet-18 layout, DenseNet block, VGG stack, 1-D conv net, MLP")
     cases = models.cases
-    sizes = "; ".join(f"`{c.model}` at {c.sizes}{' ' + c.size_name if c.size_name == 'px' else ''} "
-                      f"({c.networks} networks per size)" for c in cases.itertuples())
+    where = {"px": "{} px", "length": "lengths {}", "features": "{} input features"}
+    sizes = "; ".join(f"`{c.model}` at {where.get(c.size_name, '{}').format(c.sizes)} ({c.networks} networks per size)"
+                      for c in cases.itertuples())
     page.text(f"""Each model of `initstats.empirical.zoo` (plain torch, no torchvision) run as
 `initstats verify --module initstats.empirical.zoo:NAME` would run it: traced by `torch.fx` into the spec
 both engines read, one spec per input size, and verified by `verify_archs`.  Sizes and networks: {sizes};
@@ -453,8 +454,11 @@ the norms in d against finite-d references from the exact per-coordinate map).""
                          f"**{case.model}: hypotheses, exact prediction and measurement** per input size.")
             exps = models.exponents[models.exponents["model"] == case.model]
             exps = exps[["statistic", "kind", *_VERDICT_COLS]].rename(columns=_VERDICT_COLS)
-            writer.table(page, f"models_{case.model}_exponents", exps.dropna(axis=1, how="all"),
-                         f"**{case.model}: fitted exponents in d** of the gradient norms across the sizes.")
+            if len(exps):
+                writer.table(page, f"models_{case.model}_exponents", exps.dropna(axis=1, how="all"),
+                             f"**{case.model}: fitted exponents in d** of the gradient norms across the sizes.")
+            else:
+                page.text(f"No exponent is fitted: {len(rows)} size{'s' if len(rows) != 1 else ''} measured.")
         finding = mine.get(f"model-{case.model}")
         if finding is not None:
             page.text("**Reading** (selected from this run's verdicts and exact values; see "

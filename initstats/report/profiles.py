@@ -14,7 +14,8 @@ class Profile:
     """Sizes of one report run.
 
     ``quick`` fits a 2-core CPU in a few minutes (16 channels, 1.3 % relative standard error);
-    ``full`` is the paper's scale (64 channels, 1 %, more networks), meant for a GPU.
+    ``full`` is the paper's scale (64 channels, 1 %, more networks), meant for a GPU.  The
+    ``model_*`` fields size the standard-models page (:mod:`initstats.report.experiments.models`).
 
     Examples
     --------
@@ -43,6 +44,11 @@ class Profile:
     attack_nets: int
     attack_dims: tuple[int, ...]
     attack_eps_fixed: float
+    model_px: tuple[int, ...] = (8, 16, 32)         # input sizes of the 2-D zoo models (standard models page)
+    model_lengths: tuple[int, ...] = (32, 64, 128)  # input lengths of the 1-D zoo model
+    model_features: tuple[int, ...] = (16, 64, 256)  # input features of the zoo MLP
+    model_width: int = 4                            # first-stage width of the zoo convnets
+    model_nets: int = 800                           # networks per 2-D model and size (fixed: a known cost)
 
 
 PROFILES = {
@@ -53,7 +59,9 @@ PROFILES = {
     "full": Profile("full", dims=(32, 64, 128, 256), channels=64, fc_width=256, rel_se=0.01, max_nets=40000,
                     pool_input=32, pool_sizes=(1, 2, 4, 8, 16, 32), outside_nets=512, fig4_dims=(32, 64, 128), fig4_nets=4096,
                     attack_px=32, attack_eps=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1), attack_nets=2048,
-                    attack_dims=(32, 64, 128, 256), attack_eps_fixed=1e-3),
+                    attack_dims=(32, 64, 128, 256), attack_eps_fixed=1e-3, model_px=(32, 64, 128),
+                    model_lengths=(64, 128, 256, 512), model_features=(64, 256, 1024), model_width=16,
+                    model_nets=4000),
 }
 
 

@@ -8,16 +8,19 @@ runs them all on one report's results, in the order of the pages.
 from __future__ import annotations
 
 from ...claims import z_value
-from ..experiments import ExactResults, Fig3Result, Fig4Result, Lemma2Result, PoolingResult, Thm45Result
-from . import exact, measured
+from ..experiments import ExactResults, Fig3Result, Fig4Result, Lemma2Result, ModelsResult, PoolingResult, Thm45Result
+from . import exact, measured, models
+from .models import models_findings
 from .base import RELATION_LABELS, RELATIONS, Finding
 
-__all__ = ["Finding", "RELATIONS", "RELATION_LABELS", "select_findings", "exact", "measured"]
+__all__ = ["Finding", "RELATIONS", "RELATION_LABELS", "select_findings", "exact", "measured", "models",
+           "models_findings"]
 
 
 def select_findings(exact_results: ExactResults, thm45: Thm45Result, pooling: PoolingResult, fig3: Fig3Result,
                     fig4: Fig4Result, lemma2: Lemma2Result, *, confidence: float,
-                    detectable: float = 0.05, ratio_tolerance: float = 0.1) -> list[Finding]:
+                    detectable: float = 0.05, ratio_tolerance: float = 0.1,
+                    models: ModelsResult | None = None) -> list[Finding]:
     """All findings of one report run, in page order.
 
     Parameters
@@ -32,6 +35,8 @@ def select_findings(exact_results: ExactResults, thm45: Thm45Result, pooling: Po
         counts as agreement (wider intervals: the data do not decide).
     ratio_tolerance : float
         How close the first-order damage must be to the true one (Lemma 2).
+    models : ModelsResult, optional
+        The standard models' results: one finding per model, after Lemma 2's.
 
     Examples
     --------
@@ -71,4 +76,6 @@ def select_findings(exact_results: ExactResults, thm45: Thm45Result, pooling: Po
         measured.figure4_order(fig4.rows, z),
         measured.figure4_theory(fig4.rows, detectable),
         measured.lemma2(lemma2.curve, lemma2.scaling, z, ratio_tolerance),
+        *([] if models is None else models_findings(models.cases, models.rows, models.exponents,
+                                                     models.errors)),
     ]
