@@ -178,8 +178,8 @@ class _Pair(nn.Module):
 BAD = [
     (nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2)), None, ["fx node '_1'", "Tanh"]),
     (_Twice(), 8, ["'conv'", "more than once"]),
-    (nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.BatchNorm2d(4).eval(), nn.ReLU(), nn.Flatten(),
-                   nn.Linear(4 * 6 * 6, 2)), 8, ["evaluation mode"]),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AvgPool2d(2), nn.BatchNorm2d(4).eval(), nn.Flatten(),
+                   nn.Linear(4 * 3 * 3, 2)), 8, ["evaluation mode"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3, groups=1), nn.ReLU(), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)), 8,
      ["already has one"]),
     (nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, padding_mode="replicate"), nn.Flatten(), nn.Linear(256, 2)), 8,

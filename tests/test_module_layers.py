@@ -9,7 +9,7 @@ value is exact for real networks (no deterministic merges, THEORY.md section 4c)
 
 from __future__ import annotations
 
-import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -198,3 +198,84 @@ def test_verify_the_densenet_block_from_the_command_line(tmp_path):
     from .console import assert_bad_input
 
     assert_bad_input(_cli("graph", "--module", f"{bad}:M", "--dims", "8"), "fx node 'cat'", "cat along dim 2")
+
+
+# -- evaluation-mode BatchNorm ------------------------------------------------------------------
+
+EPS = 0.5          # a large eps, so that the folded factor 1/(1 + eps) = 2/3 is plain in the Monte Carlo
+
+
+class _EvalBN(nn.Module):
+    """conv -> BN -> ReLU, conv -> ReLU -> BN, linear head: every path crosses two BatchNorms."""
+
+    def __init__(self, eps: float = EPS) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4, eps=eps)
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, stride=2), nn.BatchNorm2d(4, eps=eps)
+        self.fc = nn.Linear(4 * 2 * 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.bn2(F.relu(self.conv2(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
+def _train_bn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+
+
+def _without_bn(arch: Arch) -> Arch:
+    from dataclasses import replace
+
+    return Arch(arch.input_shape, tuple(replace(x, var_factor=1) if isinstance(x, (Conv, Dense)) else x
+                                        for x in arch.layers))
+
+
+def test_an_evaluation_mode_batchnorm_folds_into_the_layer_before_it():
+    arch = from_module(_EvalBN().eval(), px=6)                  # the translation check runs in eval mode
+    assert [s.var_factor for s in arch.stages[1:]] == [Fraction(2, 3), Fraction(2, 3), 1]
+    assert [s.kind for s in arch.stages] == ["input", "relu", "relu", "linear"]
+    default = from_module(nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).eval())
+    assert default.stages[1].var_factor == 1 / (1 + Fraction(1e-5)) != Fraction(100000, 100001)   # eps exactly
+    train = from_module(_train_bn(), px=6)                   # training mode stays as it was: measured only
+    assert train.hypothesis_set() == "outside" and train.stages[1].var_factor == 1
+
+
+def test_folded_exact_values_are_the_plain_ones_times_the_factor_per_batchnorm_on_each_path(monkeypatch):
+    f = 1 / (1 + Fraction(EPS))
+    bn = from_module(_EvalBN().eval(), px=6)
+    out, plain = analyse(bn).outputs[0], analyse(_without_bn(bn)).outputs[0]
+    assert list(out.grad_sq.values()) == [v * f ** 2 for v in plain.grad_sq.values()]
+    assert list(out.walk.values()) == list(plain.walk.values())
+    h3 = out.check("H3")
+    assert not h3.holds and "conv1[0,0,0]" in h3.nodes and plain.check("H3").holds is False   # zero padding too
+    _same(bn)
+    # a residual network whose every path crosses the stem's BatchNorm once: the routes/quotient engines
+    res = Arch((2, 6, 6), (Conv(4, 3, padding="circular", var_factor=f), Residual((Conv(4, 3, padding="circular"),
+                           Conv(4, 3, padding="circular", activation=None))), Dense(2, activation=None)))
+    r_out, r_plain = analyse(res).outputs[0], analyse(_without_bn(res)).outputs[0]
+    assert r_out.grad_sq_total == r_plain.grad_sq_total * f and r_plain.check("H3").holds
+    assert not r_out.check("H3").holds and r_out.check("H3").nodes[1] == "conv1[0,0,0]"
+    _same(res, monkeypatch)
+
+
+def test_the_monte_carlo_of_a_folded_batchnorm_agrees_with_the_exact_value():
+    arch = from_module(_EvalBN().eval(), px=6)
+    _agrees(arch, nets=3000)
+    plain = float(analyse(_without_bn(arch)).outputs[0].grad_sq_total)
+    assert float(analyse(arch).outputs[0].grad_sq_total) < 0.5 * plain      # (2/3)^2 of it: far apart
+
+
+def test_batchnorm_with_trained_statistics_or_parameters_is_refused():
+    model = _EvalBN().eval()
+    with torch.no_grad():
+        model.bn2.running_var.fill_(2.0)
+    with pytest.raises(ModuleError, match=r"fx node 'bn2'.*running_var is not the default 1.*reset_running_stats"):
+        from_module(model, px=6)
+    model = _train_bn()
+    with torch.no_grad():
+        model[1].weight.fill_(0.5)
+    with pytest.raises(ModuleError, match=r"fx node '_1'.*weight is not the default 1"):
+        from_module(model, px=6)
+    with pytest.raises(SpecError, match="var_factor=-1 is invalid"):
+        Conv(2, var_factor=-1)

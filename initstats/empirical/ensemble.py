@@ -7,8 +7,9 @@ products over ``(N, fan_in, fan_out)`` weights.  Every network sees its own inpu
 in preallocated buffers that :meth:`ArchEnsemble.resample` refills in place from an explicit
 :class:`torch.Generator`.
 
-Initialisation: weights Gaussian with variance ``gain / fan_in`` (He: gain 2, LeCun: gain 1),
-biases zero (omitted).  Convolution weights are shared across positions, as in a real CNN.
+Initialisation: weights Gaussian with variance ``gain / fan_in`` (He: gain 2, LeCun: gain 1) times
+the layer's ``var_factor`` (an evaluation-mode BatchNorm folded in: ``1/(1 + eps)``), biases zero
+(omitted).  Convolution weights are shared across positions, as in a real CNN.
 Padding follows :func:`initstats.spec.axis_map` exactly: zero padding through the convolution,
 circular by concatenating slices, reflect through ``F.pad``.  Max pooling and BatchNorm run as in
 torch (BatchNorm with the statistics of the current batch, per network and channel, weight 1,
@@ -86,12 +87,12 @@ class ArchEnsemble:
             elif s.is_dense:
                 shape = (n_nets, c_in * math.prod(arch.stages[s.sources[0]].spatial), s.channels)
                 if implicit_dense:  # drawn implicitly at each call, see initstats.empirical.implicit
-                    self.std[s.index] = math.sqrt(self.gain / s.fan_in)
+                    self.std[s.index] = math.sqrt(self.gain * float(s.var_factor) / s.fan_in)
                     continue
             else:
                 continue
             self.weights[s.index] = torch.empty(shape, device=self.device, dtype=dtype)
-            self.std[s.index] = math.sqrt(self.gain / s.fan_in)
+            self.std[s.index] = math.sqrt(self.gain * float(s.var_factor) / s.fan_in)
 
     @property
     def num_parameters(self) -> int:

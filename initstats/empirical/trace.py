@@ -18,6 +18,9 @@ every spatial axis                          must divide the input size)
 ``MaxPool1d/2d`` (no padding),              :class:`~initstats.spec.MaxPool` (outside (H))
 ``AdaptiveMaxPool1d/2d(1)``
 ``BatchNorm1d/2d`` in training mode         ``batchnorm=True`` on the layer before it (outside (H))
+``BatchNorm1d/2d`` in evaluation mode,      ``var_factor=1/(1 + eps)`` on the Conv or Linear before
+default initialisation (after a Conv or     it (``x / sqrt(1 + eps)``, exact; H3 then fails);
+Linear, or its ReLU)                        other parameters or statistics: refused
 ``s(x) + f(x)``, then optionally a ReLU      :class:`~initstats.spec.Residual` with body ``f``, shortcut
                                             ``s`` (the identity, or its own layers) and activation
 ``torch.cat([a, b, ...], dim=1)`` of        :class:`~initstats.spec.Concat` (no node: the next
@@ -29,7 +32,7 @@ equal spatial sizes (DenseNet)              layer reads every branch; an unchang
 
 Biases are ignored: initstats draws networks with zero biases (He initialisation of the weights,
 variance ``gain / fan_in``).  Anything else (another nonlinearity, ``cat`` along another dim,
-BatchNorm in evaluation mode or not followed by its ReLU, a layer used twice)
+training-mode BatchNorm not followed by its ReLU, a layer used twice)
 raises :class:`~initstats.errors.ModuleError` naming the fx node, its operation and where the
 model created it, so nothing is silently approximated.  After the mapping, the model and the spec
 are evaluated with the same weights on the same input (float64) and must agree
@@ -57,7 +60,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import ModuleError
 from ..spec import Arch, AvgPool, Concat, Conv, Dense, Layer, Residual
-from .trace_layers import _FUNCTIONAL_POOLS, _conv_layer, _fail, _pair, _pool_layer
+from .trace_layers import _FUNCTIONAL_POOLS, _batchnorm_factor, _conv_layer, _fail, _pair, _pool_layer
 
 __all__ = ["from_module", "input_shape_of", "check_translation"]
 
@@ -155,10 +158,14 @@ class _Translator:
                     "a ReLU must follow a convolution, a linear layer or a residual sum (not a pool or another ReLU)")
 
     def batchnorm(self, node: torch.fx.Node, m: nn.Module, v: _Value) -> _Value:
-        if not m.training:
-            raise _fail(node, "BatchNorm in evaluation mode (an affine map at initialisation) is not supported yet",
-                        "trace the model in training mode (BatchNorm then is outside (H), measured only)")
+        factor = _batchnorm_factor(node, m)  # type: ignore[arg-type]
         last = v.layers[-1] if v.layers else None
+        if factor is not None:  # evaluation mode: x / sqrt(1 + eps), folded into the layer before (or its ReLU)
+            if not isinstance(last, (Conv, Dense)) or last.batchnorm or v.bn_pending is not None:
+                raise _fail(node, "BatchNorm in evaluation mode is folded only into the convolution or linear layer "
+                                  "just before it (or that layer's ReLU)", "put it right after a Conv or Linear")
+            folded = replace(last, var_factor=last.var_factor * factor)
+            return _Value(v.layers[:-1] + (folded,), v.nodes, v.shape, v.weights)
         if not isinstance(last, (Conv, Dense)) or last.activation is not None or last.batchnorm:
             raise _fail(node, "BatchNorm is supported only directly after a convolution or linear layer")
         return _Value(v.layers, v.nodes, v.shape, v.weights, bn_pending=node.name)
@@ -377,8 +384,9 @@ def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], 
     """Evaluate ``module`` (biases zeroed, evaluation mode, float64) and the spec with the same weights.
 
     ``weights`` names, per stage after the input, the module whose weight the stage uses (None for
-    weightless stages).  BatchNorm runs on batch statistics, as the spec's batchnorm stage does per
-    network.  Raises :class:`ModuleError` when the logits differ.
+    weightless stages).  Training-mode BatchNorm runs on batch statistics, as the spec's batchnorm stage
+    does per network; an evaluation-mode one runs as the model has it, the spec's weights scaled by
+    ``sqrt(var_factor)``.  Raises :class:`ModuleError` when the logits differ.
 
     Examples
     --------
@@ -393,8 +401,8 @@ def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], 
     from .ensemble import ArchEnsemble
 
     model = copy.deepcopy(module).double().eval()  # dropout is the identity at evaluation, as in the spec
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+    for orig, m in zip(module.modules(), model.modules()):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and orig.training:
             m.train()  # batch statistics, as the spec's batchnorm stage computes them per network
     mods = dict(model.named_modules())
     for m in model.modules():
@@ -409,7 +417,8 @@ def check_translation(module: nn.Module, arch: Arch, weights: list[str | None], 
                 if w.numel() != target.numel():
                     raise ModuleError(f"{type(module).__name__}: module {path!r} has {w.numel()} weights where the "
                                       f"spec's stage {s.name} has {target.numel()}")
-                target.copy_((w.t() if s.is_dense else w).reshape(target.shape))
+                scale = math.sqrt(float(s.var_factor))  # an evaluation-mode BatchNorm folded into the weights
+                target.copy_((w.t() if s.is_dense else w).reshape(target.shape) * scale)
         x = torch.randn(4, *arch.input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         want = model(x)
         got = ens(x.unsqueeze(1))[:, 0]

@@ -7,12 +7,14 @@ padding, or raises :class:`~initstats.errors.ModuleError` naming the node.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import torch
 import torch.fx
 from torch import nn
 
 from ..errors import ModuleError
-from ..spec import AvgPool, Conv, Layer, MaxPool
+from ..spec import AvgPool, Conv, Layer, MaxPool, batchnorm_factor
 
 _PADDING_MODES = {"zeros": "zero", "circular": "circular", "reflect": "reflect"}
 #: functional pooling, read through the module with the same arguments
@@ -83,3 +85,24 @@ def _pool_layer(node: torch.fx.Node, m: nn.Module, shape: tuple[int, ...]) -> La
     kernel = _pair(m.kernel_size, rank)  # type: ignore[attr-defined]
     stride = _pair(m.stride, rank) if m.stride is not None else kernel  # type: ignore[attr-defined]
     return cls(kernel, stride)
+
+
+def _batchnorm_factor(node: torch.fx.Node, m: nn.modules.batchnorm._BatchNorm) -> Fraction | None:
+    """The exact variance factor ``1/(1 + eps)`` of an evaluation-mode BatchNorm at its default
+    initialisation, or None in training mode (batch statistics, measured only).
+
+    Networks are drawn fresh at the default initialisation, so a BatchNorm whose affine parameters
+    (or, in evaluation mode, running statistics) are not the defaults is refused.
+    """
+    uses_running = not m.training and m.running_mean is not None
+    checks = [("weight", m.weight, 1.0), ("bias", m.bias, 0.0)]
+    if uses_running:
+        checks += [("running_mean", m.running_mean, 0.0), ("running_var", m.running_var, 1.0)]
+    for name, tensor, default in checks:
+        values = None if tensor is None else tensor.detach()
+        if values is not None and not bool((values == default).all()):
+            raise _fail(node, f"its {name} is not the default {default:g} at initialisation (e.g. "
+                              f"{float(values[values != default][0]):.4g})",
+                        "initstats draws fresh networks at the default initialisation: trace a freshly built "
+                        "model, or call reset_parameters() and reset_running_stats()")
+    return batchnorm_factor(m.eps) if uses_running else None

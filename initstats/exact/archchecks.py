@@ -113,7 +113,7 @@ def _h3(arch: Arch, var_scale: Fraction, reach: Reach) -> HypothesisCheck:
 
     stages = arch.stages
     for s in stages[1:]:
-        if s.kind not in RANDOM_KINDS or (var_scale == 1 and stage_h3(s)):
+        if s.kind not in RANDOM_KINDS or (var_scale * s.var_factor == 1 and stage_h3(s)):
             continue
         src = stages[min(s.sources)]  # after a Concat, the first stage in node order
         c_in = sum(stages[k].channels for k in s.sources)
@@ -123,7 +123,7 @@ def _h3(arch: Arch, var_scale: Fraction, reach: Reach) -> HypothesisCheck:
             taps = spatial_taps(s.axes, pos if not s.is_dense else tuple(0 for _ in src.spatial))
             degree = c_in // s.groups * len(taps)
             for p, m in taps:
-                var = Fraction(2 * m, s.fan_in) * var_scale
+                var = Fraction(2 * m, s.fan_in) * var_scale * s.var_factor
                 if var != Fraction(2, degree):
                     return h3_check((_nid(src, p), _nid(s, pos)), var, degree)
     return h3_check(None)
@@ -218,7 +218,7 @@ def shared_witness(arch: Arch, reach: Reach, var_scale: Fraction = Fraction(1)) 
                     best = cand
             if best is not None:
                 _, _, q1, q2, entries = best
-                cov = entries * Fraction(2, s.fan_in) * var_scale
+                cov = entries * Fraction(2, s.fan_in) * var_scale * s.var_factor
                 return h5_shared_check(_nid(src, p), _nid(s, q1), _nid(s, q2), s.name, entries, cov)
     return None
 

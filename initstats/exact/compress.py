@@ -191,7 +191,7 @@ def _quotient_graph(arch: Arch, var_scale: Fraction = Fraction(1)) -> tuple[Back
             else:
                 degree[v] = sum(stages[k].channels for k in s.sources) // s.groups * len(taps)
                 for p, m in taps:
-                    c = None if kappa is None else kappa * Fraction(2 * m, s.fan_in)
+                    c = None if kappa is None else kappa * s.var_factor * Fraction(2 * m, s.fan_in)
                     for k in s.sources:  # after a Concat: every concatenated stage, no node of its own
                         succ[offsets[k] + src_pos_index[p]].append((v, mult, coef_id(c)))
     order = list(range(len(names)))
@@ -286,7 +286,7 @@ def _pred_scalar(arch: Arch, var_scale: Fraction) -> Fraction | None:
         if kappa is None:
             return None
         src = arch.stages[s.sources[0]]
-        scalar *= 2 * kappa * var_scale * _succ_channels(arch, s) * s.groups / src.channels
+        scalar *= 2 * kappa * var_scale * s.var_factor * _succ_channels(arch, s) * s.groups / src.channels
     return scalar
 
 

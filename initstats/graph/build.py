@@ -4,8 +4,9 @@
 coordinate and per neuron.  Node attributes: ``kind`` (``input | relu | linear | avgpool |
 sum | maxpool | batchnorm``) and ``layer`` (the stage name).  Edge attribute ``var``: the
 variance of the edge's weight, as a :class:`fractions.Fraction`, present only where it differs
-from the default ``2 / in-degree`` of hypothesis H3 -- at zero-padded borders (``2 / fan_in``)
-and where a wrapped kernel lands twice on the same input (the variances add up).  Edges into
+from the default ``2 / in-degree`` of hypothesis H3 -- at zero-padded borders (``2 / fan_in``),
+where a wrapped kernel lands twice on the same input (the variances add up), and on layers with
+a ``var_factor`` (an evaluation-mode BatchNorm folded in).  Edges into
 deterministic nodes (``avgpool``, ``sum``, ``maxpool``) carry no ``var``.
 
 Node ids are strings ``'<stage>[<channel>,<position...>]'``, e.g. ``'x[0,3,4]'`` for an input
@@ -127,7 +128,7 @@ def build_graph(arch: Arch) -> nx.DiGraph:
                     v = stage_names[_flat((c, *pos), (stage.channels, *stage.spatial))]
                     plain.extend((src_names[c * block + _flat(p, src_spatial)], v) for p, _ in taps)
                 continue
-            two = Fraction(2, stage.fan_in)
+            two = Fraction(2, stage.fan_in) * stage.var_factor  # an evaluation-mode BatchNorm folded in
             per_group, out_group = c_in // stage.groups, stage.channels // stage.groups
             default = Fraction(2, per_group * len(taps))
             for c in range(stage.channels):

@@ -45,7 +45,7 @@ from __future__ import annotations
 from .arch import Arch, classify_kinds, node_id
 from .geometry import AxisMap, axis_map, window_entries
 from .layers import (ACTIVATIONS, PADDINGS, AvgPool, Concat, Conv, Dense, IntOrTuple, Layer, MaxPool, Padding, Residual,
-                     dense_block)
+                     batchnorm_factor, dense_block)
 from .stages import DETERMINISTIC_KINDS, NODE_KINDS, POOL_KINDS, RANDOM_KINDS, SUM_KINDS, Stage, build_stages
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "Residual",
     "Concat",
     "dense_block",
+    "batchnorm_factor",
     "Layer",
     "Arch",
     "AxisMap",

@@ -8,13 +8,15 @@ expected.  How layers fit together (shapes, padding against sizes) is checked wh
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal, TypeAlias
 
 from ..errors import SpecError, UnsupportedLayerError
 
 __all__ = ["PADDINGS", "ACTIVATIONS", "Padding", "IntOrTuple", "Dense", "Conv", "AvgPool", "MaxPool", "Residual",
-           "Concat", "dense_block", "Layer"]
+           "Concat", "dense_block", "batchnorm_factor", "Layer"]
 
 Padding = Literal["zero", "circular", "reflect"]
 PADDINGS: tuple[str, ...] = ("zero", "circular", "reflect")
@@ -45,6 +47,36 @@ def _check_activation(layer: str, activation: str | None) -> None:
         raise SpecError(f"{layer}: activation={activation!r} is invalid; expected 'relu' or None")
 
 
+def _check_var_factor(layer: object, value: object) -> None:
+    """Store ``var_factor`` as an exact positive Fraction (a float is read exactly, as ``Fraction(x)``)."""
+    ok = (isinstance(value, (int, Fraction)) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value))
+    if not ok or value <= 0:  # type: ignore[operator]
+        raise SpecError(f"{type(layer).__name__}: var_factor={value!r} is invalid; expected a positive exact number, "
+                        "e.g. batchnorm_factor(1e-5) for an evaluation-mode BatchNorm after the layer")
+    object.__setattr__(layer, "var_factor", Fraction(value))  # type: ignore[arg-type]
+
+
+def batchnorm_factor(eps: float = 1e-5) -> Fraction:
+    """The exact variance factor ``1/(1 + eps)`` of an evaluation-mode BatchNorm at initialisation.
+
+    At its default initialisation (weight 1, bias 0, running mean 0, running variance 1) an
+    evaluation-mode BatchNorm is ``y = x / sqrt(1 + eps)``: it multiplies the variance of the
+    weights of the layer before it by ``1/(1 + eps)`` (``eps`` read exactly, ``Fraction(eps)``).
+    Pass it as that layer's ``var_factor``.
+
+    Examples
+    --------
+    >>> batchnorm_factor(0.5), abs(float(batchnorm_factor()) - 1 / (1 + 1e-5)) < 1e-15     # torch's eps=1e-5
+    (Fraction(2, 3), True)
+    >>> Conv(8, var_factor=batchnorm_factor(0.5)).var_factor
+    Fraction(2, 3)
+    """
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, Fraction)) or not eps >= 0 or eps == math.inf:
+        raise SpecError(f"batchnorm_factor: eps={eps!r} is invalid; expected a finite number >= 0 (torch: 1e-5)")
+    return 1 / (1 + Fraction(eps))
+
+
 @dataclass(frozen=True)
 class Dense:
     """A fully connected layer with ``out_features`` units; flattens its input.
@@ -57,6 +89,9 @@ class Dense:
         ReLU after the weighted sum, or none (the logits have none).
     batchnorm : bool
         Batch-normalise the pre-activation before the ReLU (outside (H)).
+    var_factor : Fraction
+        Multiplies the variance of the weights (``gain / fan_in``): an evaluation-mode BatchNorm
+        after the layer folds to :func:`batchnorm_factor`.  H3 fails unless it is 1.
 
     Examples
     --------
@@ -73,9 +108,11 @@ class Dense:
     out_features: int
     activation: str | None = "relu"
     batchnorm: bool = False
+    var_factor: Fraction = Fraction(1)
 
     def __post_init__(self) -> None:
         _check_positive("Dense", "out_features", self.out_features, allow_tuple=False)
+        _check_var_factor(self, self.var_factor)
         _check_activation("Dense", self.activation)
         _check_flag("Dense", "batchnorm", self.batchnorm)
         if self.batchnorm and self.activation != "relu":
@@ -107,6 +144,8 @@ class Conv:
         Grouped convolution (``nn.Conv2d(..., groups=g)``): output channel ``c`` reads only the
         input channels of its group ``c // (out_channels / g)``; ``g`` must divide both channel
         counts, and the fan-in is ``in_channels / g * prod(kernel)``.
+    var_factor : Fraction
+        Multiplies the weights' variance, as for :class:`Dense` (e.g. :func:`batchnorm_factor`).
 
     Examples
     --------
@@ -131,9 +170,11 @@ class Conv:
     activation: str | None = "relu"
     batchnorm: bool = False
     groups: int = 1
+    var_factor: Fraction = Fraction(1)
 
     def __post_init__(self) -> None:
         _check_positive("Conv", "out_channels", self.out_channels, allow_tuple=False)
+        _check_var_factor(self, self.var_factor)
         _check_positive("Conv", "groups", self.groups, allow_tuple=False)
         if self.out_channels % self.groups:
             raise SpecError(f"Conv: groups={self.groups} does not divide out_channels={self.out_channels}; "

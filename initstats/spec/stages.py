@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from ..errors import SpecError, UnsupportedLayerError
 from .geometry import AxisMap, all_to_all, axis_map
@@ -57,6 +58,9 @@ class Stage:
     groups : int
         Channel groups of a grouped convolution (1 otherwise): output channel ``c`` reads the input
         channels of group ``c // (channels / groups)`` only.
+    var_factor : Fraction
+        Multiplies the variance ``2/fan_in`` of its random weights (an evaluation-mode BatchNorm
+        folded in: ``1/(1 + eps)``); 1 otherwise.
     kernel, stride, dilation, pad : tuple of int
         The resolved window geometry per spatial axis of convolutions and windowed pools (pools:
         dilation 1, pad 0); empty for other stages.
@@ -88,6 +92,7 @@ class Stage:
     pad: tuple[int, ...] = ()
     padding: str | None = None
     groups: int = 1
+    var_factor: Fraction = Fraction(1)
     layer: object = field(default=None, compare=False, repr=False)
 
     @property
@@ -180,7 +185,7 @@ def _add_layer(stages: list[Stage], layer: Layer, srcs: tuple[int, ...], prefix:
         name = "logits" if last else f"{prefix}dense{number}"
         stages.append(Stage(index=idx, name=name, kind=_layer_kind(layer), shape=(layer.out_features,),
                             sources=srcs, axes=tuple(all_to_all(n) for n in spatial),
-                            fan_in=c_in * math.prod(spatial), layer=layer))
+                            fan_in=c_in * math.prod(spatial), var_factor=layer.var_factor, layer=layer))
     elif isinstance(layer, Conv):
         name = f"{prefix}conv{number}"
         if rank == 0:
@@ -198,7 +203,7 @@ def _add_layer(stages: list[Stage], layer: Layer, srcs: tuple[int, ...], prefix:
         stages.append(Stage(index=idx, name=name, kind=_layer_kind(layer),
                             shape=(layer.out_channels, *(m.n_out for m in axes)), sources=srcs, axes=axes,
                             fan_in=c_in // layer.groups * math.prod(k), kernel=k, stride=s, dilation=dil, pad=p,
-                            padding=layer.padding, groups=layer.groups, layer=layer))
+                            padding=layer.padding, groups=layer.groups, var_factor=layer.var_factor, layer=layer))
     elif isinstance(layer, (AvgPool, MaxPool)):
         kind = "avgpool" if isinstance(layer, AvgPool) else "maxpool"
         name = f"{prefix}{kind}{number}"
