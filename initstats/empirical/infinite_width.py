@@ -290,6 +290,11 @@ def _check(arch: Arch) -> None:
     st = arch.stages
     gauss, summed = [False] * len(st), [True] + [False] * (len(st) - 1)
     for s in st[1:]:
+        if s.groups > 1 or s.var_factor != 1 or (len(s.sources) > 1 and s.kind not in ("sum", "sumrelu")):
+            what = ("grouped convolutions" if s.groups > 1 else "a folded BatchNorm (var_factor)" if s.var_factor != 1
+                    else "a layer reading a concatenation")
+            raise UnsupportedLayerError(f"{s.name}: {what} are not in the infinite-width recursion; use the exact "
+                                        "annealed value or measure it")
         if s.kind in ("maxpool", "batchnorm"):
             what = "max pooling" if s.kind == "maxpool" else "BatchNorm"
             raise UnsupportedLayerError(
