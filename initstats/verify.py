@@ -118,6 +118,9 @@ def _merge_cause(out: OutputAnalysis) -> str:
     names = " and ".join(dict.fromkeys(r for k, r in _MERGES.items() if k in out.node_kinds))
     cause = (f"{names} merge paths through deterministic weights after ReLUs: the gates of merging paths are "
              f"correlated in real networks (H1 fails there; THEORY.md 4b), so the annealed value is not exact")
+    if "sumrelu" in out.node_kinds:
+        cause += ("; a ReLU after a residual sum whose shortcut carries a post-ReLU (nonnegative) signal is active "
+                  "more than half the time, above the annealed gate 1/2, and this compounds block by block")
     if not out.h5_holds:
         cause += "; H5 fails (a node has several deterministic out-edges): the annealed value includes their cross terms"
     return cause

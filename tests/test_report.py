@@ -355,7 +355,7 @@ def test_every_table_is_rendered_from_the_csv_the_run_wrote(report):
             tables += 1
         blocks = re.findall(r"(?:^|\n\n)(<!-- table: [^>]+ -->\n)?\| ", text)
         assert all(blocks), f"{slug}: a table without its data file"
-    assert tables == 14
+    assert tables == 24          # 14, and two per standard model (5 models)
 
 
 def test_every_figure_exists_with_its_data(report):
@@ -387,7 +387,8 @@ def test_the_pages_show_exactly_the_selected_findings(report):
     out, result = report
     keys = [f.key for f in result.findings]
     assert keys == ["lemma8", "strided-symmetry", "padding", "aliasing", "theorems-fc", "zero-padding", "pooling",
-                    "figure3", "figure4-order", "figure4-theory", "lemma2"]
+                    "figure3", "figure4-order", "figure4-theory", "lemma2", "model-resnet18_layout",
+                    "model-densenet_block", "model-vgg_like", "model-conv1d_net", "model-mlp"]
     findings_page = (out / "report" / "findings.md").read_text()
     for f in result.findings:
         assert f.relation in RELATIONS

@@ -122,15 +122,20 @@ class NetworkOptions:
 
     def module_archs(self, *, conflicts: dict[str, object] | None = None) -> list:
         """With ``--module``: one spec per input size (:func:`initstats.empirical.modules.module_archs`)."""
+        from ..empirical.modules import module_archs
+
+        dims, shape = self.module_sizes(conflicts)
+        return module_archs(self.module, dims, input_shape=shape)  # type: ignore[arg-type]
+
+    def module_sizes(self, conflicts: dict[str, object] | None = None):
+        """With ``--module``: ``(dims, input_shape)`` as given, after refusing family options."""
         named = {"arch": self.arch, "spec": self.spec, **self.family(), **(conflicts or {})}
         given = _given_options(named)
         if given:
             raise OptionError(f"--module describes the whole network; do not combine it with {', '.join(given)}")
-        from ..empirical.modules import module_archs
-
         dims = parse_int_list(self.dims, "--dims") if self.dims is not None else None
         shape = tuple(parse_int_list(self.input_shape, "--input-shape")) if self.input_shape is not None else None
-        return module_archs(self.module, dims, input_shape=shape)  # type: ignore[arg-type]
+        return dims, shape
 
 
 def network_options(func: F) -> F:

@@ -14,6 +14,7 @@ from ..errors import OptionError
 from ..graph.io import read_graph
 from ..render import claims_display_frame, frame_to_csv, report_markdown, rich_table, rows_display_frame, to_json
 from ..saving import write_verification
+from ..verify_measured import verify_module_measured
 from ..verify import VerifySettings, verify_archs, verify_family, verify_graph
 from .app import app
 from .common import (FORMATS, NetworkOptions, check_choice, check_out_dir, handle_errors, network_options,
@@ -51,6 +52,9 @@ def verify_command(
                                  help="Also the infinite-width (NNGP) prediction of E|grad f|^2, averaged over N "
                                  "inputs x ~ N(0, I) (0 = off): a row column, and where merges make the annealed value "
                                  "inexact, a claim testing the measurement against it."),
+    empirical_only: bool = typer.Option(False, "--empirical-only", help="With --module: measure the model as it is "
+                                        "(torch.func over fresh He parameters), without translating it into a spec; "
+                                        "every claim is then not covered.  For models the tracer refuses."),
     holm: bool = typer.Option(True, "--holm/--no-holm", help="Holm's correction over the run's point tests "
                               "(a correct network fails one with probability <= 1 - confidence)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed and device: same numbers)."),
@@ -79,7 +83,12 @@ def verify_command(
                               infinite_width=infinite)
     pools = parse_int_list(pool, "--pool")
     conflicts = {"pool": pool if pools != [1] else None, "literal_h1": literal_h1}
-    if network.module is not None:
+    if empirical_only and network.module is None:
+        raise OptionError("--empirical-only is for --module (families and specs are always translated exactly)")
+    if empirical_only:
+        archs, spec_file, sizes = None, None, []
+        module_dims, module_shape = network.module_sizes(conflicts)
+    elif network.module is not None:
         archs, spec_file, sizes = network.module_archs(conflicts=conflicts), None, []
     else:
         archs, (spec_file, sizes) = None, network.source(spec_conflicts=conflicts)
@@ -88,7 +97,11 @@ def verify_command(
     resolve_device(device)  # fail fast, before any work
     check_out_dir(out)
     with _progress() as progress:
-        if archs is not None:
+        if empirical_only:
+            result = verify_module_measured(network.module, module_dims, input_shape=module_shape, options=options,
+                                            settings=settings, progress=progress)
+            title = f"initstats verify --module {network.module} --empirical-only"
+        elif archs is not None:
             result = verify_archs(archs, options=options, settings=settings, progress=progress)
             title = f"initstats verify --module {network.module}"
         elif spec_file is not None:

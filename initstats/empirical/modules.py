@@ -17,7 +17,7 @@ from ..errors import ModuleError
 from ..spec import Arch
 from .trace import from_module, input_shape_of
 
-__all__ = ["load_factory", "module_archs"]
+__all__ = ["module_instances", "load_factory", "module_archs"]
 
 
 def load_factory(source: str) -> Callable[..., nn.Module]:
@@ -97,6 +97,27 @@ def module_archs(source: str | Callable[..., nn.Module] | nn.Module, dims: Seque
     >>> [a.input_shape for a in module_archs("tests/models.py:mlp")]   # a fixed input shape
     [(20,)]
     """
+    archs = []
+    for model, shape, name in module_instances(source, dims, input_shape=input_shape):
+        try:
+            archs.append(from_module(model, shape, name=name))
+        except ModuleError as err:
+            if "--empirical-only" in str(err):
+                raise
+            raise ModuleError(f"{err}; to measure the model as it is instead (every claim then not covered): "
+                              "initstats verify --module ... --empirical-only") from err
+    return archs
+
+
+def module_instances(source: str | Callable[..., nn.Module] | nn.Module, dims: Sequence[int] | None = None, *,
+                     input_shape: tuple[int, ...] | None = None) -> list[tuple[nn.Module, tuple[int, ...], str]]:
+    """``(model, input shape, name)`` per input size, untraced (see :func:`module_archs` for the rules).
+
+    Examples
+    --------
+    >>> [(shape, name) for _, shape, name in module_instances("tests/models.py:vgg_like", [8, 16])]
+    [((3, 8, 8), 'vgg_like'), ((3, 16, 16), 'vgg_like')]
+    """
     label = source if isinstance(source, str) else getattr(source, "__name__", type(source).__name__)
     name = source.rpartition(":")[2] if isinstance(source, str) else label
     factory = load_factory(source) if isinstance(source, str) else source
@@ -110,19 +131,24 @@ def module_archs(source: str | Callable[..., nn.Module] | nn.Module, dims: Seque
                           "not both")
     if takes_px and not dims:
         raise ModuleError(f"{label}: the factory takes px; give the input sizes, e.g. --dims 32,64")
+
+    def sized(m: nn.Module, px: int | None) -> tuple[nn.Module, tuple[int, ...], str]:
+        if input_shape is not None:
+            return m, tuple(input_shape), name
+        return m, tuple(px if s == -1 else s for s in input_shape_of(m)), name
+
     if takes_px:
-        return [from_module(_instance(factory, label, px=px), input_shape, px=px, name=name)  # type: ignore[arg-type]
-                for px in dims]  # type: ignore[union-attr]
+        return [sized(_instance(factory, label, px=px), px) for px in dims]  # type: ignore[arg-type,union-attr]
     if model is None:
         model = _instance(factory, label)  # type: ignore[arg-type]
     if input_shape is not None:
-        return [from_module(model, input_shape, name=name)]
+        return [sized(model, None)]
     spatial = -1 in input_shape_of(model)
     if not spatial:
         if dims:
             raise ModuleError(f"{label}: the model reads a fixed number of features; --dims needs a factory "
                               "that takes px")
-        return [from_module(model, name=name)]
+        return [sized(model, None)]
     if not dims:
         raise ModuleError(f"{label}: a convolutional model needs input sizes, e.g. --dims 32,64")
-    return [from_module(model, px=px, name=name) for px in dims]
+    return [sized(model, px) for px in dims]

@@ -177,7 +177,7 @@ def _route_factors(arch: Arch, route: tuple[int, ...], var_scale: Fraction) -> t
         s = stages[k]
         if s.kind in SUM_KINDS:
             walk /= len(s.sources)
-            grad = grad if s.kind == "sum" else grad / 2  # type: ignore[operator]
+            grad = grad if s.kind == "sum" or grad is None else grad / 2
         elif s.kind in RANDOM_KINDS:
             kernel = math.prod(m.kernel for m in s.axes)
             groups = s.groups
