@@ -174,7 +174,7 @@ def test_max_pool_and_batchnorm_are_outside_h():
 def test_residual_sums_are_h_prime_and_exceed_two():
     arch = make_arch("resnet", 6, channels=2, padding="circular")
     out = analyse(arch).outputs[0]
-    assert analyse(arch).method == "quotient"
+    assert analyse(arch).method == "routes"
     assert out.hypothesis_set == "H'" and out.theorem_total is None and out.grad_sq_total > 2
 
 
@@ -188,7 +188,7 @@ def test_with_avgpool_sweeps_theorem7():
 def _same(arch: Arch) -> None:
     neuron = analyse(arch, method="neuron")
     compressed = analyse(arch)
-    assert compressed.method in ("factorized", "quotient")
+    assert compressed.method in ("factorized", "routes")
     assert neuron.to_dict()["outputs"] == compressed.to_dict()["outputs"]
     n0, c0 = neuron.outputs[0], compressed.outputs[0]
     assert list(n0.walk.items()) == list(c0.walk.items())

@@ -24,7 +24,12 @@ Per-axis product (networks without residual sums)
     the profile of the first; otherwise the first position (row-major) that differs is the
     witness, found by comparing walk probabilities first and full profiles only when those agree.
 
-Both reductions return the same :class:`~initstats.exact.results.GraphAnalysis` as the
+Routes (networks with residual sums)
+    The per-axis product holds route by route, a route being one branch choice at every sum
+    (:mod:`initstats.exact.routes`); the channel quotient is kept for networks with more than
+    :data:`~initstats.exact.routes.ROUTE_LIMIT` routes and for full (S) profiles where they fit.
+
+All reductions return the same :class:`~initstats.exact.results.GraphAnalysis` as the
 neuron-level engine, and the tests check equality on every case small enough to build both.
 
 Hypotheses H1-H5 come from the spec's geometry (:mod:`initstats.exact.archchecks`), with the same
@@ -38,18 +43,21 @@ path sum is the annealed value.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+from ..errors import ExactLimitError
 from ..spec import RANDOM_KINDS, SUM_KINDS, Arch, AxisMap, Stage, node_id
 from .archchecks import Reach, arch_checks
 from .hypotheses import grad_sq_mode
 from .paths import BackwardGraph, CoefficientTable, LabelCode, at_inputs, linear_pass, profile_pass, walk_pass
 from .prediction import COVERED_KINDS, theorem_total
+from .routes import ROUTE_LIMIT, route_count, route_values, shift_invariant
 from .results import GraphAnalysis, GridValues, OutputAnalysis, Witness
-from .symmetry import degree_witness, first_difference, pooling_degrees
+from .symmetry import degree_witness, first_difference, pooling_degrees, walk_witness
 
 __all__ = ["analyse_compressed", "stage_h3"]
 
@@ -125,11 +133,51 @@ def analyse_compressed(arch: Arch, var_scale: Fraction = Fraction(1)) -> GraphAn
     >>> a.method, len(a.outputs), a.outputs[0].grad_sq_total, a.outputs[0].symmetric
     ('factorized', 12, Fraction(2, 1), True)
     >>> analyse_compressed(make_arch("resnet", 8, channels=4, padding="circular")).method   # residual sums
-    'quotient'
+    'routes'
     """
     if arch.has_branches:  # residual sums, concatenations
-        return _replicate(arch, "quotient", _analyse_quotient(arch, var_scale))
+        if route_count(arch) > ROUTE_LIMIT:
+            return _replicate(arch, "quotient", _analyse_quotient(arch, var_scale))
+        return _replicate(arch, "routes", _analyse_routes(arch, var_scale))
     return _replicate(arch, "factorized", _analyse_factorized(arch, var_scale))
+
+
+# -- routes (residual networks) --------------------------------------------------------------
+
+#: Where the route factorisation cannot prove (S) by symmetry, full profiles are tried on channel
+#: quotients of at most this many nodes (stage positions), with at most :data:`ROUTE_PROFILE_BUDGET`
+#: path-degree multisets; beyond either, a walk-probability witness proves (S) fails.
+QUOTIENT_PROFILE_NODES = 50_000
+ROUTE_PROFILE_BUDGET = 500_000
+
+
+def _analyse_routes(arch: Arch, var_scale: Fraction) -> OutputAnalysis:
+    """Residual networks by routes (:mod:`initstats.exact.routes`); (S) from symmetry, profiles or walks."""
+    facts = _common(arch, var_scale)
+    v = route_values(arch, var_scale, facts["covered"])
+    d, r = arch.d, v.walk
+    return _output(arch, var_scale, v.reach, facts, _routes_witness(arch, var_scale, r), v.grad,
+                   name=node_id(arch.stages[-1].name, (0,)), d=d, lemma8_sum=r.total, walk=r,
+                   lemma9_holds=r.min == r.max == Fraction(1, d),
+                   lemma9_max_dev=max(abs(d * r.min - 1), abs(d * r.max - 1)), pool_degrees=v.pool_degrees)
+
+
+def _routes_witness(arch: Arch, var_scale: Fraction, r: GridValues) -> Witness | None:
+    """(S): proved by cyclic symmetry; else full profiles on a small quotient; else walk probabilities."""
+    if shift_invariant(arch):
+        return None
+    nodes = sum(math.prod(s.spatial) for s in arch.stages)
+    if nodes <= QUOTIENT_PROFILE_NODES:
+        bg, _ = _quotient_graph(arch, var_scale)
+        with contextlib.suppress(ExactLimitError):
+            return degree_witness(bg, bg.outputs[0], ROUTE_PROFILE_BUDGET)
+    witness = walk_witness(r)
+    if witness is None:
+        raise ExactLimitError(
+            f"{arch.name}: assumption (S) cannot be decided at this size: every input has the same walk "
+            "probability, no cyclic symmetry proves (S), and the path-degree profiles of its "
+            f"{nodes:,} stage positions are too many to compare; analyse a smaller input size")
+    return witness
 
 
 # -- channel quotient ------------------------------------------------------------------------

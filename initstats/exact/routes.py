@@ -185,7 +185,7 @@ def _route_factors(arch: Arch, route: tuple[int, ...], var_scale: Fraction) -> t
             walk *= Fraction(stages[prev].channels, groups) / c_in
             succ = 1 if k == last else (s.channels // groups if s.mixes_channels else 1)
             kappa = {"relu": Fraction(1, 2), "linear": Fraction(1)}[s.kind]
-            grad = None if grad is None else grad * 2 * kappa * var_scale * succ / c_in
+            grad = None if grad is None else grad * 2 * kappa * var_scale * s.var_factor * succ / c_in
         elif s.kind != "avgpool":
             grad = None
     return walk, grad
