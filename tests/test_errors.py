@@ -196,9 +196,9 @@ ARCH_CASES = [
      r"res1\.conv1 \(axis 0\): kernel extent 9\b", r"padded input 4\b"),
     # layers initstats cannot represent
     ("unknown layer", lambda: net((1, 4), "relu"), UnsupportedLayerError, r"layer 'relu' is not supported",
-     r"Dense, Conv, AvgPool, MaxPool or Residual"),
+     r"Dense, Conv, AvgPool, MaxPool, Residual or Concat"),
     ("unknown layer in body", lambda: net((1, 4), Residual((42,))), UnsupportedLayerError, r"layer 42\b",
-     r"Dense, Conv, AvgPool, MaxPool or Residual"),
+     r"Dense, Conv, AvgPool, MaxPool, Residual or Concat"),
 ]
 
 
