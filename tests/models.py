@@ -2,6 +2,8 @@
 
 ``initstats graph --module tests/models.py:conv1d_net --dims 16,32`` reads these factories.  A
 factory with a ``px`` argument is called once per input size; one without serves every size.
+The standard models (MLP, 1-D conv net, VGG stack, ResNet-18 layout) are those of
+:mod:`initstats.empirical.zoo`, re-exported here so that ``tests/models.py:resnet18_layout`` keeps working.
 """
 
 from __future__ import annotations
@@ -10,32 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from initstats.empirical.zoo import (Conv1dNet, ResNet18Layout, ResNetBlock, conv1d_net, mlp,
+                                     resnet18_layout, vgg_like)
 from initstats.spec import Arch, AvgPool, Concat, Conv, Dense, MaxPool, Residual
 
-
-def mlp() -> nn.Module:
-    """Two hidden ReLU layers on 20 features, with dropout (the identity at evaluation)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(20, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 32),
-                         nn.ReLU(inplace=True), nn.Linear(32, 5))
-
-
-class Conv1dNet(nn.Module):
-    """A 1-D conv net: circular 5-tap convolutions, functional ReLU, a mean over the length."""
-
-    def __init__(self, channels: int = 6) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv1d(2, channels, 5, padding=2, padding_mode="circular")
-        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1, padding_mode="circular", bias=False)
-        self.fc = nn.Linear(channels, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv1(x))
-        x = torch.relu(self.conv2(x))
-        return self.fc(x.mean(dim=-1))
-
-
-def conv1d_net() -> nn.Module:
-    return Conv1dNet()
+__all__ = ["BasicBlock", "Branchy", "branchy", "conv1d_net", "Conv1dNet", "densenet_block", "DenseNetBlock",
+           "functional_net", "FunctionalNet", "mlp", "module_of", "projection_block", "ProjectionBlock",
+           "residual_net", "ResidualNet", "resnet18_layout", "ResNet18Layout", "ResNetBlock", "vgg_like"]
 
 
 class BasicBlock(nn.Module):
@@ -70,14 +53,6 @@ def residual_net() -> nn.Module:
     return ResidualNet()
 
 
-def vgg_like(px: int) -> nn.Module:
-    """Conv-ReLU pairs with 2x2 max pooling (outside (H)): a factory that takes the input size."""
-    c = 4
-    return nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(c * (px // 4) ** 2, 10))
-
-
 class FunctionalNet(nn.Module):
     """Pooling and flattening written functionally: ``F.avg_pool2d``, ``F.max_pool2d``, ``x.view(x.size(0), -1)``."""
 
@@ -95,46 +70,6 @@ class FunctionalNet(nn.Module):
 
 def functional_net(px: int) -> nn.Module:
     return FunctionalNet(px)
-
-
-class ResNetBlock(nn.Module):
-    """torchvision's BasicBlock without BatchNorm: ``relu(conv(relu(conv(x))) + shortcut(x))``, the shortcut a
-    strided 1x1 convolution when the block changes size or channels, else the identity."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.shortcut = (nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False) if stride != 1 or c_in != c_out
-                         else nn.Identity())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
-
-
-class ResNet18Layout(nn.Module):
-    """The ResNet-18 layout (CIFAR stem): a 3x3 stem, four stages of two BasicBlocks (strides 1, 2, 2, 2,
-    widths w, 2w, 4w, 8w), adaptive average pooling and a dense head; ``width=64`` is the original."""
-
-    def __init__(self, width: int = 4, classes: int = 10) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, width, 3, padding=1, bias=False)
-        blocks, c = [], width
-        for i, stride in enumerate((1, 2, 2, 2)):
-            out = width * 2 ** i
-            blocks += [ResNetBlock(c, out, stride), ResNetBlock(out, out, 1)]
-            c = out
-        self.layers = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layers(F.relu(self.stem(x)))
-        return self.fc(torch.flatten(self.pool(x), 1))
-
-
-def resnet18_layout() -> nn.Module:
-    return ResNet18Layout()
 
 
 class ProjectionBlock(nn.Module):
