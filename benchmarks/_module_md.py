@@ -125,16 +125,12 @@ def _definitions(run) -> list[str]:
 
 def render(run) -> str:
     """The section ``module`` (``module-cuda`` off the CPU) of docs/benchmarks.md for ``run``."""
-    missing = ([f"The ResNet-18 layout of the `--module` issue is not benchmarked: {run.missing}. These models "
-                "stand in for it until it traces; the script adds it (at 32 and 64 px) once it does.", ""]
-               if run.missing else [])
     return "\n".join([
         "## Traced PyTorch models (`--module`): module engine against the naive loop"
         + ("" if run.device.type == "cpu" else f", {run.device.type.upper()}"),
         "",
         _intro(run),
         "",
-        *missing,
         *_definitions(run),
         "",
         markdown_table([_main_row(run, c) for c in run.cases]),

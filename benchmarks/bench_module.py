@@ -27,9 +27,8 @@ models written in plain torch by a user (``tests/models.py``), in one run:
    naive sample and prints that factor).
 
 Engine and naive loop run in alternating rounds, each round on a quiet machine as far as
-``--max-wait`` allows (``_timing.undisturbed``).  The ResNet-18 layout named by the issue is added
-when ``tests/models.py`` defines ``resnet18_layout`` and it traces; otherwise the page says why it is
-missing, with the tracer's message from this run.
+``--max-wait`` allows (``_timing.undisturbed``).  The cases include the ResNet-18 layout named by
+the ``--module`` issue (``tests/models.py:resnet18_layout``, the zoo's model).
 
 The full run writes the section ``module`` of ``docs/benchmarks.md`` (``module-cuda`` with
 ``--device cuda``); ``--quick`` writes nothing unless ``--doc PATH`` is given.  Exit status 0
@@ -63,18 +62,14 @@ from initstats.empirical.common import keep_freed_memory, resolve_device, strict
 from initstats.empirical.measure import MeasureOptions, measure, plan  # noqa: E402
 from initstats.empirical.modules import load_factory  # noqa: E402
 from initstats.empirical.trace import from_module  # noqa: E402
-from initstats.errors import InitStatsError, ModuleError  # noqa: E402
+from initstats.errors import InitStatsError  # noqa: E402
 from initstats.spec import Arch  # noqa: E402
 
 SECTION = "module"
 MODELS = "tests/models.py"
 #: (factory in MODELS, input sizes) of the full run and of --quick
-CASES = (("residual_net", (32, 64)), ("vgg_like", (32,)))
-QUICK_CASES = (("residual_net", (16, 32)), ("vgg_like", (16,)))
-#: added when MODELS defines it and it traces (the issue's ResNet-18 layout)
-WANTED = ("resnet18_layout", (32, 64))
-#: a building block of the ResNet-18 layout, traced to say why the layout is missing
-BLOCKER = "projection_block"
+CASES = (("residual_net", (32, 64)), ("vgg_like", (32,)), ("resnet18_layout", (32, 64)))
+QUICK_CASES = (("residual_net", (16, 32)), ("vgg_like", (16,)), ("resnet18_layout", (16,)))
 #: passes of one sample that each cost about the forward FLOPs: the forward and two input gradients
 PASSES = 3
 
@@ -277,25 +272,6 @@ def run_case(name: str, px: int, cfg: Config, quiet: Quiet, device: torch.device
     return case
 
 
-def wanted_cases(quick: bool) -> tuple[list[tuple[str, tuple[int, ...]]], str]:
-    """The ResNet-18 layout's cases if it can be benchmarked, else none and why not (from this run)."""
-    name, sizes = WANTED
-    try:
-        factory = load_factory(f"{ROOT / MODELS}:{name}")
-    except ModuleError:
-        try:
-            from_module(instance(load_factory(f"{ROOT / MODELS}:{BLOCKER}"), 32), px=32)
-        except ModuleError as err:
-            return [], (f"`{MODELS}` defines no `{name}` yet, and its projection shortcut does not trace: "
-                        f"`from_module({BLOCKER}())` says: {err}")
-        return [], f"`{MODELS}` defines no `{name}` yet"
-    try:
-        from_module(instance(factory, sizes[0]), px=sizes[0])
-    except ModuleError as err:
-        return [], f"`from_module({name}())` says: {err}"
-    return [(name, (16,) if quick else sizes)], ""
-
-
 # -- main ---------------------------------------------------------------------------------------------
 
 @dataclass
@@ -314,7 +290,6 @@ class Run:
     cases: list[Case]
     probes: list[float]
     probe_size: int
-    missing: str               # why the ResNet-18 layout is not benchmarked ("" if it is)
     passes: int = PASSES
 
     @property
@@ -354,15 +329,14 @@ def _run(args, device: torch.device) -> int:
         info += f"; GPU: {torch.cuda.get_device_name(device)} (torch CUDA {torch.version.cuda})"
     log(info)
 
-    extra, missing = wanted_cases(args.quick)
     cases = [run_case(name, px, cfg, quiet, device)
-             for name, sizes in [*(QUICK_CASES if args.quick else CASES), *extra] for px in sizes]
+             for name, sizes in (QUICK_CASES if args.quick else CASES) for px in sizes]
     quiet.wait()
     probe_end = matmul_probe(device, repeats=cfg.probe_repeats)
     run = Run(quick=args.quick, device=device, device_arg=args.device, cfg=cfg, info=info,
               threads=torch.get_num_threads(), load_start=load_start, load_end=load_average(),
               quiet_threshold=args.quiet, quiet_waited=quiet.waited, elapsed=time.perf_counter() - t_total,
-              cases=cases, probes=[c.probe for c in cases] + [probe_end], probe_size=PROBE_SIZE, missing=missing)
+              cases=cases, probes=[c.probe for c in cases] + [probe_end], probe_size=PROBE_SIZE)
     md = render(run)
     print(md)
     if not args.no_doc and (args.doc is not None or not args.quick):
