@@ -125,6 +125,10 @@ class MeasureOptions:
         ``first_chunk=k`` draws the networks that follow the first ``k`` chunks of a run with
         ``first_chunk=0`` and the same ``chunk``; the two measurements merge
         (:meth:`Measurement.merge`) into that of the longer run.
+    stream : tuple of int
+        A prefix of every chunk's stream: chunk ``j`` draws from ``(seed, *stream, j)``.  Empty by
+        default; a sweep (:mod:`initstats.sweep`) gives each case and input size its own, so that
+        their networks are independent and do not depend on what else the sweep runs.
     device : {'auto', 'cpu', 'cuda', 'cuda:i'}
         Checked for its form here; whether that device exists is checked when measuring.
     dtype : {'float32', 'float64'}
@@ -153,6 +157,7 @@ class MeasureOptions:
     implicit_dense: bool = True
     seed: int = 0
     first_chunk: int = 0
+    stream: tuple[int, ...] = ()
     device: str = "auto"
     dtype: str = "float32"
 
@@ -177,6 +182,9 @@ class MeasureOptions:
             raise OptionError(f"seed={self.seed!r} is invalid; expected a non-negative integer")
         if isinstance(self.first_chunk, bool) or not isinstance(self.first_chunk, int) or self.first_chunk < 0:
             raise OptionError(f"first_chunk={self.first_chunk!r} is invalid; expected a non-negative integer")
+        if not isinstance(self.stream, tuple) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in self.stream):
+            raise OptionError(f"stream={self.stream!r} is invalid; expected a tuple of non-negative integers")
         if self.max_time is not None and not (isinstance(self.max_time, (int, float)) and self.max_time > 0
                                                and math.isfinite(self.max_time)):
             raise OptionError(f"max_time={self.max_time!r} is invalid; expected a positive number of seconds")

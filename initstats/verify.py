@@ -19,7 +19,6 @@ the Monte Carlo engine (:func:`initstats.empirical.measure`) draws independent n
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from fractions import Fraction
@@ -34,57 +33,16 @@ from ._format import percent
 from .errors import OptionError
 from .exact import analyse
 from .exact.results import OutputAnalysis
-from .families import make_arch, with_avgpool, with_logit_relu
 from .inference import MeanInterval, mean_interval
 from .infinite import infinite_width_claim, with_infinite_width
+from .points import border_rings, family_grid, graph_groups
 from .scaling import ScalingPoint, scaling_claims
 from .spec import Arch
 from .verification import Verification, VerifySettings
 
 __all__ = ["VerifySettings", "Verification", "verify_family", "verify_archs", "verify_module", "verify_graph",
-           "border_rings"]
+           "family_grid", "border_rings", "graph_groups"]
 
-
-
-def border_rings(input_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
-    """Group input coordinates by their distance to the nearest border of the spatial grid.
-
-    Rings ``0``, ``1``, ``2-3`` and ``>=4`` (those that occur), the same for every channel.
-    Without spatial axes every coordinate is in one group.
-
-    Examples
-    --------
-    >>> groups, labels = border_rings((1, 6, 6))
-    >>> labels
-    ['border', 'ring 1', 'rings 2-3']
-    >>> groups.reshape(6, 6)[2].tolist()        # the third row: border, ring 1, rings 2-3, ..., border
-    [0, 1, 2, 2, 1, 0]
-    >>> border_rings((5,))[1]                   # no spatial axes: one group
-    ['all']
-    """
-    spatial = input_shape[1:]
-    if not spatial:
-        return np.zeros(math.prod(input_shape), dtype=np.int64), ["all"]
-    grids = np.meshgrid(*(np.minimum(np.arange(n), n - 1 - np.arange(n)) for n in spatial), indexing="ij")
-    dist = np.minimum.reduce([g for g in grids]).reshape(-1)
-    bins = np.digitize(dist, [1, 2, 4])  # 0 | 1 | 2-3 | >=4
-    labels_all = ["border", "ring 1", "rings 2-3", "interior"]
-    present = sorted(set(bins.tolist()))
-    remap = {b: i for i, b in enumerate(present)}
-    groups = np.array([remap[b] for b in bins.tolist()], dtype=np.int64)
-    return np.tile(groups, input_shape[0]), [labels_all[b] for b in present]
-
-
-def _value_groups(pred: np.ndarray, max_groups: int = 4) -> tuple[np.ndarray, list[str]]:
-    """Group coordinates of a DAG by quantiles of their predicted value."""
-    distinct = np.unique(pred)
-    if len(distinct) == 1:
-        return np.zeros(len(pred), dtype=np.int64), ["all"]
-    edges = np.unique(np.quantile(pred, np.linspace(0, 1, max_groups + 1)[1:-1]))
-    groups = np.searchsorted(edges, pred, side="right")
-    present = sorted(set(groups.tolist()))
-    remap = {b: i for i, b in enumerate(present)}
-    return np.array([remap[b] for b in groups.tolist()], dtype=np.int64), [f"quantile group {i + 1}" for i in range(len(present))]
 
 
 _NOT_COVERED = {"maxpool": "max pooling", "batchnorm": "BatchNorm"}
@@ -210,7 +168,8 @@ def _measure_rows(m, px: int | None, pool: int | None, predicted_total: float | 
 
 def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,), family_options: dict | None = None,
                   options=None, literal_h1: bool = False, settings: VerifySettings | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> Verification:
+                  progress: Callable[[str, int, int], None] | None = None,
+                  measurer: Callable | None = None) -> Verification:
     """Verify the paper's claims on family ``name`` at input sizes ``dims`` (pixels).
 
     Parameters
@@ -231,6 +190,10 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
     settings : VerifySettings
     progress : callable, optional
         ``progress(label, nets_done, nets_target)``.
+    measurer : callable, optional
+        Replaces :func:`initstats.empirical.measure.measure` (same signature), called once per
+        network in the order of :func:`family_grid`: a sweep (:mod:`initstats.sweep`) passes one
+        that returns measurements assembled from its store.
 
     Returns
     -------
@@ -255,25 +218,18 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
 
     opt = options or MeasureOptions()
     settings = settings or VerifySettings()
-    if not dims:
-        raise OptionError("give at least one input size, e.g. dims=[32, 64]")
-    if len(set(dims)) != len(dims) or len(set(pools)) != len(pools):
-        raise OptionError(f"dims {list(dims)} and pools {list(pools)} must not repeat values")
-    grid: list[tuple[int, int, Arch]] = []
-    for px in dims:
-        base = make_arch(name, px, **(family_options or {}))
-        for a in pools:
-            arch = with_avgpool(base, a)
-            grid.append((px, a, with_logit_relu(arch) if literal_h1 else arch))
-    return _verify_grid(grid, list(dims), list(pools), opt, settings, progress)
+    grid = family_grid(name, dims, pools=pools, family_options=family_options, literal_h1=literal_h1)
+    return _verify_grid(grid, list(dims), list(pools), opt, settings, progress, measurer=measurer)
 
 
 def verify_archs(archs: Sequence[Arch], *, options=None, settings: VerifySettings | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> Verification:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 measurer: Callable | None = None) -> Verification:
     """Verify the claims on given specs, one per input size: a user model's, say.
 
     Sizes are the specs' ``px`` (``d`` for specs without spatial axes); two or more add the
-    scaling claims.  Claims, rows and verdicts are those of :func:`verify_family`.
+    scaling claims.  Claims, rows and verdicts are those of :func:`verify_family`; ``measurer``
+    as there (called once per spec, in order).
 
     Examples
     --------
@@ -293,12 +249,13 @@ def verify_archs(archs: Sequence[Arch], *, options=None, settings: VerifySetting
         raise OptionError(f"the specs' input sizes {sizes} must not repeat")
     grid = [(size, 1, arch) for size, arch in zip(sizes, archs)]
     return _verify_grid(grid, sizes, [1], options or MeasureOptions(), settings or VerifySettings(), progress,
-                        size_name="px" if all(a.px is not None for a in archs) else "d")
+                        size_name="px" if all(a.px is not None for a in archs) else "d", measurer=measurer)
 
 
 def verify_module(source, dims: Sequence[int] | None = None, *, input_shape: tuple[int, ...] | None = None,
                   options=None, settings: VerifySettings | None = None,
-                  progress: Callable[[str, int, int], None] | None = None) -> Verification:
+                  progress: Callable[[str, int, int], None] | None = None,
+                  measurer: Callable | None = None) -> Verification:
     """:func:`verify_archs` on a PyTorch model: ``"SRC:FACTORY"``, a factory or an ``nn.Module``
     (traced per size by :func:`initstats.empirical.modules.module_archs`).
 
@@ -314,14 +271,16 @@ def verify_module(source, dims: Sequence[int] | None = None, *, input_shape: tup
     from .empirical.modules import module_archs
 
     return verify_archs(module_archs(source, dims, input_shape=input_shape), options=options, settings=settings,
-                        progress=progress)
+                        progress=progress, measurer=measurer)
 
 
 def _verify_grid(grid: list[tuple[int, int, Arch]], dims: list[int], pools: list[int], opt, settings: VerifySettings,
-                 progress: Callable[[str, int, int], None] | None, size_name: str = "px") -> Verification:
+                 progress: Callable[[str, int, int], None] | None, size_name: str = "px",
+                 measurer: Callable | None = None) -> Verification:
     """Measure, predict and test every ``(size, pool, spec)`` of ``grid``; then the claims across sizes."""
     from .empirical.measure import measure
 
+    measure = measurer or measure
     var_scale = Fraction(1) if opt.init == "he" else Fraction(1, 2)
     rows, claims, measurements, analyses, run_labels, warnings = [], [], [], [], [], []
     points: dict[int, list[ScalingPoint]] = {}
@@ -410,8 +369,11 @@ def _pool_claims(dims, pools, grid, measurements, analyses, settings: VerifySett
 
 
 def verify_graph(g: nx.DiGraph, *, options=None, settings: VerifySettings | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> Verification:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 measurer: Callable | None = None) -> Verification:
     """Verify the exact prediction on the real networks of a node-link DAG, output by output.
+
+    ``measurer`` replaces :func:`initstats.empirical.measure.measure`, as in :func:`verify_family`.
 
     Examples
     --------
@@ -433,11 +395,9 @@ def verify_graph(g: nx.DiGraph, *, options=None, settings: VerifySettings | None
     opt = options or MeasureOptions()
     var_scale = Fraction(1) if opt.init == "he" else Fraction(1, 2)
     exact = analyse(g, var_scale=var_scale)
-    first = exact.outputs[0]
-    pred0 = first.grad_sq.to_numpy() if first.grad_sq is not None else np.zeros(exact.d)
-    groups, labels = _value_groups(pred0)
+    groups, labels = graph_groups(exact)
     cb = (lambda done, total: progress("graph", done, total)) if progress else None
-    m = measure(g, opt, progress=cb, coord_groups=groups)
+    m = (measurer or measure)(g, opt, progress=cb, coord_groups=groups)
     claims: list[Claim] = []
     by_name = {o.name: o for o in exact.outputs}
     for k, name in enumerate(m.outputs):

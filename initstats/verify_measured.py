@@ -28,8 +28,12 @@ REASON = ("--empirical-only: the model was measured as it is, not translated int
 
 def verify_module_measured(source, dims: Sequence[int] | None = None, *, input_shape: tuple[int, ...] | None = None,
                            options=None, settings: VerifySettings | None = None,
-                           progress: Callable[[str, int, int], None] | None = None) -> Verification:
+                           progress: Callable[[str, int, int], None] | None = None,
+                           measurer: Callable | None = None) -> Verification:
     """Measure a PyTorch model per input size without tracing it (see the module docstring).
+
+    ``measurer`` replaces :func:`initstats.empirical.direct.measure_module` (same signature),
+    called once per size in order; a sweep passes one that replays its store.
 
     Examples
     --------
@@ -58,7 +62,7 @@ def verify_module_measured(source, dims: Sequence[int] | None = None, *, input_s
         label = f"{size_name}={size}"
         groups, _ = border_rings(shape)
         cb = (lambda done, total, _l=label: progress(_l, done, total)) if progress else None
-        m = measure_module(model, shape, opt, name=name, progress=cb, coord_groups=groups)
+        m = (measurer or measure_module)(model, shape, opt, name=name, progress=cb, coord_groups=groups)
         ci = mean_interval(m.per_net["grad_logit_l2_sq"][:, 0], settings.confidence, seed=opt.seed)
         claims.append(not_covered_claim(f"grad_sq_total[{label}]", f"E||grad f||^2 at d={m.d} (measured only)",
                                         f"measured {ci.mean:.5g} ± {ci.stderr:.2g}; {REASON}", estimate=ci.mean,

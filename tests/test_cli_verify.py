@@ -18,6 +18,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import initstats.points
 import initstats.verify
 from initstats.claims import loglog_fit
 from initstats.cli import app, main
@@ -491,7 +492,7 @@ def test_cuda_fails_before_any_work(monkeypatch):
         raise AssertionError("the device must be checked before any analysis or measurement")
 
     monkeypatch.setattr(initstats.verify, "analyse", no_work)
-    monkeypatch.setattr(initstats.verify, "make_arch", no_work)
+    monkeypatch.setattr(initstats.points, "make_arch", no_work)
     assert_bad_input(verify(*SMALL, "--nets", "10", "--device", "cuda:0"), "'cuda:0'", "no CUDA GPU", "--device cpu")
 
 

@@ -251,7 +251,7 @@ def chunks(p: Plan, opt: MeasureOptions, target: int, *,
     """Chunks of at most ``p.chunk`` networks until ``target`` networks are drawn (stop early by breaking).
 
     Chunk ``j`` (counted from ``opt.first_chunk``) resamples the ensemble's weights, then draws
-    inputs and labels, from the generator of ``(opt.seed, j)``.  One ensemble per chunk size is built (by ``make``, default ``p.make``)
+    inputs and labels, from the generator of ``(opt.seed, *opt.stream, j)``.  One ensemble per chunk size is built (by ``make``, default ``p.make``)
     and reused.
 
     Examples
@@ -272,7 +272,7 @@ def chunks(p: Plan, opt: MeasureOptions, target: int, *,
     while done < target:
         n = min(p.chunk, target - done)
         ens = ensembles.get(n) or ensembles.setdefault(n, make(n))
-        g = chunk_generator(opt.seed, (j,), p.device)
+        g = chunk_generator(opt.seed, (*opt.stream, j), p.device)
         ens.resample(g)  # type: ignore[attr-defined]
         x = sampler(p.batch, n, g).requires_grad_(True)
         labels = torch.randint(0, p.k_total, (p.batch, n), generator=g, device=p.device)
