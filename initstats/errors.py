@@ -19,6 +19,10 @@ __all__ = [
     "DeviceError",
     "ModuleError",
     "ExactLimitError",
+    "SweepError",
+    "SweepFileError",
+    "SweepLockedError",
+    "SweepChangedError",
 ]
 
 
@@ -189,3 +193,39 @@ class ExactLimitError(InitStatsError):
     the symmetry check (S) needs more than 10 distinct path-degr
     >>> paths.PROFILE_BUDGET = budget
     """
+
+
+class SweepError(InitStatsError):
+    """A sweep (:mod:`initstats.sweep`) that cannot run or report: its directory, its store or a backend.
+
+    Examples
+    --------
+    >>> from initstats.sweep import SweepStore
+    >>> try:
+    ...     SweepStore.open("/proc/no-such-place/sweep", create=False)
+    ... except SweepError as err:
+    ...     print(str(err)[:52])
+    no sweep in '/proc/no-such-place/sweep': it holds no
+    """
+
+
+class SweepFileError(SweepError, ValueError):
+    """A sweep file (TOML) that does not parse, or whose cases name unknown keys or wrong types.
+
+    Examples
+    --------
+    >>> from initstats.sweep import parse_sweep
+    >>> try:
+    ...     parse_sweep({"case": [{"arch": "fc", "dims": [8, 16], "chanels": 4}]})
+    ... except SweepFileError as err:
+    ...     print(err)
+    case 1: unknown key 'chanels'; did you mean 'channels'?
+    """
+
+
+class SweepLockedError(SweepError):
+    """Another sweep is running on the same directory (it holds the directory's lock)."""
+
+
+class SweepChangedError(SweepError):
+    """The sweep file differs from the one a directory was started with: the message names the case."""

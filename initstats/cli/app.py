@@ -23,3 +23,4 @@ def _root() -> None:
 from . import graph as _graph  # noqa: E402,F401  (registers the command)
 from . import verify as _verify  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
+from . import sweep as _sweep  # noqa: E402,F401
