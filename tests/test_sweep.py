@@ -177,6 +177,16 @@ def test_report_only_recomputes_from_the_store_without_measuring(base_run, monke
     assert run_sweep(sweep, out).chunks_run == 0
 
 
+def test_changed_settings_reverify_the_store_without_measuring(base_run, tmp_path):
+    sweep, _, result = base_run
+    run_sweep(sweep, tmp_path)
+    looser = parse_sweep({"seed": 5, "case": [{**FIXED, "confidence": 0.9, "excess_tolerance": 0.2}, ADAPTIVE]})
+    again = run_sweep(looser, tmp_path, report_only=True)
+    frames_equal(again.rows(), result.rows())  # the same measurements ...
+    details = " ".join(again.verifications[0].claims_frame()["detail"])
+    assert "90% interval" in details and "99% interval" not in details  # ... verified with the new settings
+
+
 def test_report_only_on_an_unfinished_or_empty_directory_is_an_error(base_run, tmp_path):
     sweep, _, _ = base_run
     with pytest.raises(SweepError, match="no sweep in"):

@@ -188,9 +188,22 @@ class Case:
             return "empirical" if self.keys.get("empirical_only") else "module"
         return "spec" if "spec" in self.keys else "arch"
 
-    def recipe(self) -> str:
-        """The case as canonical JSON: what the store compares and a worker rebuilds the case from."""
-        return json.dumps({"name": self.name, "seed": self.seed, "keys": dict(self.keys)}, sort_keys=True)
+    def recipe(self, *, measured: bool = False) -> str:
+        """The case as canonical JSON: what a worker rebuilds the case from.
+
+        With ``measured``, only what the measurements depend on (without the verification
+        settings: ``confidence``, the tolerances, ``holm``, ``infinite_width``): what the store
+        compares, so that changing a setting re-verifies the stored chunks without measuring.
+
+        Examples
+        --------
+        >>> a = Case.make({"arch": "fc", "dims": [4], "nets": 10}, index=1)
+        >>> b = Case.make({"arch": "fc", "dims": [4], "nets": 10, "confidence": 0.95}, index=1)
+        >>> a.recipe() == b.recipe(), a.recipe(measured=True) == b.recipe(measured=True)
+        (False, True)
+        """
+        keys = {k: v for k, v in self.keys.items() if not (measured and k in _SETTINGS_KEYS)}
+        return json.dumps({"name": self.name, "seed": self.seed, "keys": keys}, sort_keys=True)
 
     @classmethod
     def from_recipe(cls, text: str) -> Case:

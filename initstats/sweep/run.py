@@ -176,7 +176,9 @@ def run_sweep(sweep: Sweep, out: str | Path, *, backend: str = "local", workers:
     force : bool
         Discard the chunks of cases that changed since the directory was started (else an error).
     report_only : bool
-        Measure nothing: verify from the store (an error if a point is unfinished).
+        Measure nothing: verify from the store (an error if a point is unfinished).  The
+        verification settings of a case (``confidence``, tolerances, ``holm``,
+        ``infinite_width``) may differ from the run that measured it; anything else is a change.
     progress : callable, optional
         ``progress(case, nets_done, nets_target)``.
 
@@ -200,7 +202,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, backend: str = "local", workers:
 
         raise OptionError(f"--threads {threads!r} is invalid; expected a positive integer")
     with SweepStore.open(out, create=not report_only) as store:
-        store.check_cases({c.name: c.recipe() for c in sweep.cases}, force=force)
+        store.check_cases({c.name: c.recipe(measured=True) for c in sweep.cases}, force=force)
         points = _prepare(store, sweep, report_only)
         ran = 0
         if not report_only and any(p.stop is None for p in points):

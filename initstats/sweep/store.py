@@ -225,7 +225,8 @@ class SweepStore:
         """One row per stored chunk: ``case, point, label, chunk, nets, seconds, device``."""
         return pd.read_sql_query(
             "SELECT c.case_name AS 'case', c.point, p.label, c.chunk, c.nets, c.seconds, c.device FROM chunks c "
-            "JOIN points p USING (case_name, point) ORDER BY c.case_name, c.point, c.chunk", self.db)
+            "JOIN points p USING (case_name, point) JOIN cases k ON k.name = c.case_name "
+            "ORDER BY k.position, c.point, c.chunk", self.db)
 
 
 def _diff(old: dict, new: dict) -> str:
