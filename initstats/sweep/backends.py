@@ -7,20 +7,22 @@ chunk computes does not depend on the backend: the same seed gives the same numb
 
 - ``local`` with one worker runs each chunk in this process, when asked for its result; with
   ``N`` workers, in ``N`` processes started with ``spawn`` (torch does not survive ``fork``).
-- ``ray`` submits each chunk as a Ray task (``num_cpus`` = the chunk's threads, and one GPU when
-  the case's device is CUDA) to the cluster at ``address``, or to a Ray started here with
-  ``workers`` CPUs.  Ray is an optional dependency: ``pip install -e ".[ray]"``.
+- ``ray`` submits each chunk as a Ray task (``num_cpus`` = the chunk's threads; one GPU instead
+  when the case's device is ``cuda``, or ``auto`` on a cluster with GPUs: :func:`wants_gpu`) to
+  the cluster at ``address``, or to a Ray started here with ``workers`` CPUs.  Ray is an optional dependency: ``pip install -e ".[ray]"``.
 """
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from functools import lru_cache
 from typing import Protocol
 
 from ..errors import SweepError
 from .worker import ChunkResult, ChunkTask, run_chunk
 
-__all__ = ["Backend", "LocalBackend", "RayBackend", "make_backend", "BACKENDS"]
+__all__ = ["Backend", "LocalBackend", "RayBackend", "make_backend", "wants_gpu", "BACKENDS"]
 
 BACKENDS = ("local", "ray")
 
@@ -86,19 +88,28 @@ class RayBackend:
             kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
             try:
                 if address is None:
-                    ray.init(num_cpus=workers * threads, num_gpus=None if gpus else 0, **kwargs)
+                    ray.init(num_cpus=workers * threads, **kwargs)  # GPUs: as Ray detects them
                 else:
                     ray.init(address=address, **kwargs)
             except Exception as err:  # Ray raises ConnectionError, RuntimeError, ValueError ...
                 where = f"the Ray cluster at {address!r}" if address else "a local Ray"
                 raise SweepError(f"cannot start {where}: {type(err).__name__}: {err}") from None
-        cpus = int(ray.cluster_resources().get("CPU", workers))
-        self.slots = max(2, 2 * cpus // max(threads, 1))
-        self.remote = ray.remote(num_cpus=threads, num_gpus=1 if gpus else 0, max_retries=2)(run_chunk)
         self.pending: dict = {}
+        resources = ray.cluster_resources()
+        cpus, self.cluster_gpus = int(resources.get("CPU", workers)), int(resources.get("GPU", 0))
+        if gpus and not self.cluster_gpus:
+            self.close()
+            raise SweepError("a case asks for device cuda, but the Ray cluster has no GPU; use device = \"auto\" "
+                             "or \"cpu\", or a cluster with GPUs")
+        self.slots = max(2, 2 * cpus // max(threads, 1), 2 * self.cluster_gpus)
+        self.remote = ray.remote(num_cpus=threads, num_gpus=0, max_retries=2)(run_chunk)
 
     def submit(self, task: ChunkTask) -> None:
-        self.pending[self.remote.remote(task)] = task
+        if wants_gpu(_device(task.recipe), self.cluster_gpus):
+            ref = self.remote.options(num_cpus=1, num_gpus=1).remote(task)
+        else:
+            ref = self.remote.remote(task)
+        self.pending[ref] = task
 
     def next_result(self) -> ChunkResult:
         ready, _ = self.ray.wait(list(self.pending), num_returns=1)
@@ -106,8 +117,11 @@ class RayBackend:
         self.pending.pop(ref)
         try:
             return self.ray.get(ref)
-        except self.ray.exceptions.RayTaskError as err:
-            raise err.as_instanceof_cause() from None
+        except self.ray.exceptions.RayTaskError as err:  # the chunk's own error, not Ray's wrapper
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise SweepError(f"a chunk failed on Ray: {err}") from None
 
     def close(self) -> None:
         for ref in self.pending:
@@ -116,6 +130,24 @@ class RayBackend:
         if self.started:
             self.ray.shutdown()
             self.started = False
+
+
+def wants_gpu(device: str, cluster_gpus: int) -> bool:
+    """Whether a chunk of a case with ``device`` asks Ray for a GPU: ``cuda`` always, ``auto`` when the
+    cluster has GPUs (Ray hides the GPUs from a task that did not ask for one, so ``auto`` then
+    runs it on a CPU).
+
+    Examples
+    --------
+    >>> wants_gpu("cuda:0", 0), wants_gpu("auto", 0), wants_gpu("auto", 2), wants_gpu("cpu", 2)
+    (True, False, True, False)
+    """
+    return device.startswith("cuda") or (device == "auto" and cluster_gpus > 0)
+
+
+@lru_cache(maxsize=64)
+def _device(recipe: str) -> str:
+    return str(json.loads(recipe)["keys"].get("device", "auto"))
 
 
 def make_backend(name: str, *, workers: int = 1, address: str | None = None, gpus: bool = False,
