@@ -224,8 +224,34 @@ class SweepFileError(SweepError, ValueError):
 
 
 class SweepLockedError(SweepError):
-    """Another sweep is running on the same directory (it holds the directory's lock)."""
+    """Another sweep is running on the same directory (it holds the directory's lock).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from initstats.sweep import SweepStore
+    >>> root = tempfile.mkdtemp()
+    >>> with SweepStore.open(root):                   # a running sweep holds the lock ...
+    ...     try:
+    ...         SweepStore.open(root)                 # ... so a second one is refused
+    ...     except SweepLockedError as err:
+    ...         print(str(err).split(" (process")[0])
+    another sweep is running on '...'
+    """
 
 
 class SweepChangedError(SweepError):
-    """The sweep file differs from the one a directory was started with: the message names the case."""
+    """The sweep file differs from the one a directory was started with: the message names the case.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from initstats.sweep import SweepStore
+    >>> with SweepStore.open(tempfile.mkdtemp()) as store:
+    ...     _ = store.check_cases({"fc": '{"keys": {"nets": 100}, "name": "fc", "seed": 0}'})
+    ...     try:
+    ...         store.check_cases({"fc": '{"keys": {"nets": 200}, "name": "fc", "seed": 0}'})
+    ...     except SweepChangedError as err:
+    ...         print(str(err).split(";")[0])
+    case 'fc' differs from the sweep file this directory was started with (nets: 100 -> 200)
+    """

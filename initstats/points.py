@@ -74,7 +74,17 @@ def border_rings(input_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
 
 
 def graph_groups(exact) -> tuple[np.ndarray, list[str]]:
-    """The coordinate groups of a DAG's map claim: quantiles of the first output's exact value."""
+    """The coordinate groups of a DAG's map claim: quantiles of the first output's exact value.
+
+    Examples
+    --------
+    >>> from initstats.exact import analyse
+    >>> from initstats.families import make_arch
+    >>> from initstats.graph import build_graph
+    >>> groups, labels = graph_groups(analyse(build_graph(make_arch("cnn", 8, channels=2))))
+    >>> len(groups), labels[0]
+    (192, 'quantile group 1')
+    """
     first = exact.outputs[0]
     return _value_groups(first.grad_sq.to_numpy() if first.grad_sq is not None else np.zeros(exact.d))
 

@@ -22,7 +22,7 @@ from typing import Protocol
 from ..errors import SweepError
 from .worker import ChunkResult, ChunkTask, run_chunk
 
-__all__ = ["Backend", "LocalBackend", "RayBackend", "make_backend", "wants_gpu", "BACKENDS"]
+__all__ = ["LocalBackend", "make_backend", "wants_gpu", "BACKENDS"]
 
 BACKENDS = ("local", "ray")
 
@@ -38,7 +38,20 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Chunks in this process (``workers=1``) or in ``workers`` spawned processes."""
+    """Chunks in this process (``workers=1``) or in ``workers`` spawned processes.
+
+    Examples
+    --------
+    >>> from initstats.sweep.cases import Case
+    >>> from initstats.sweep.worker import ChunkTask
+    >>> case = Case.make({"arch": "fc", "dims": [4], "width": 8, "nets": 8, "chunk": 4}, index=1)
+    >>> backend = LocalBackend()
+    >>> for j in (1, 0):
+    ...     backend.submit(ChunkTask(recipe=case.recipe(), point=0, chunk=j, nets=4, chunk_size=4))
+    >>> [backend.next_result().chunk for _ in range(2)]
+    [1, 0]
+    >>> backend.close()
+    """
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers

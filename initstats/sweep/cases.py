@@ -99,6 +99,12 @@ class Point:
     ``network`` is a spec (:class:`~initstats.spec.Arch`), a networkx DAG, or ``(model, input
     shape, name)`` for ``empirical_only``; ``groups`` holds the coordinate group of each input for
     the per-coordinate map claim.
+
+    Examples
+    --------
+    >>> case = Case.make({"arch": "cnn", "dims": [16], "channels": 2, "pool": [1, 2], "nets": 10}, index=1)
+    >>> [(p.label, p.size, p.pool, p.network.input_shape, len(p.groups)) for p in case.points]
+    [('px=16,pool=1', 16, 1, (3, 16, 16), 768), ('px=16,pool=2', 16, 2, (3, 16, 16), 768)]
     """
 
     index: int
@@ -295,7 +301,16 @@ class Sweep:
 
 
 def parse_sweep(data: Mapping[str, Any], *, base: Path | None = None, source: str = "") -> Sweep:
-    """Check a parsed sweep file: top-level ``seed`` and ``case`` only, one or more cases, unique names."""
+    """Check a parsed sweep file: top-level ``seed`` and ``case`` only, one or more cases, unique names.
+
+    ``base`` is the folder relative paths are resolved against (default: the working directory).
+
+    Examples
+    --------
+    >>> sweep = parse_sweep({"seed": 2, "case": [{"arch": "fc", "dims": "8,16", "nets": 100, "name": "mlp"}]})
+    >>> [(c.name, c.seed, c.keys["dims"], c.kind) for c in sweep.cases]
+    [('mlp', 2, [8, 16], 'arch')]
+    """
     if unknown := [k for k in data if k not in ("seed", "case")]:
         raise SweepFileError(f"unknown top-level key {unknown[0]!r}{_close(unknown[0], ('seed', 'case'))} "
                              "(options go into [[case]] tables)")

@@ -51,6 +51,15 @@ def write_sweep(result: SweepResult, out: str | Path, *, command: str, plot: boo
     """Write the sweep's tables, JSON and report into ``out``, and each case's files into ``out/cases/NAME``.
 
     Tables come first, so that a failure while plotting loses nothing already computed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from initstats.sweep import parse_sweep, run_sweep
+    >>> out = Path(tempfile.mkdtemp())
+    >>> res = run_sweep(parse_sweep({"case": [{"arch": "fc", "dims": [4], "width": 8, "nets": 40}]}), out)
+    >>> [p.relative_to(out).as_posix() for p in write_sweep(res, out, command="example", plot=False)][:4]
+    ['rows.csv', 'claims.csv', 'sweep.json', 'cases/fc/rows.csv']
     """
     out = Path(out)
     written = []

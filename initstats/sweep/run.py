@@ -44,6 +44,17 @@ class SweepResult:
 
     ``rows()`` and ``claims_frame()`` are tidy frames with a ``case`` column first: one row per
     case x size x statistic, one per claim.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from initstats.sweep import parse_sweep
+    >>> res = run_sweep(parse_sweep({"case": [{"arch": "fc", "dims": [4, 8], "width": 8, "nets": 64}]}),
+    ...                 tempfile.mkdtemp())
+    >>> res.cases, res.chunks_run, list(res.claims_frame().columns[:3])
+    (('fc',), 2, ['case', 'claim', 'kind'])
+    >>> sorted(res.to_dict())
+    ['claims', 'rows', 'warnings']
     """
 
     cases: tuple[str, ...]

@@ -31,7 +31,7 @@ import pandas as pd
 from ..errors import SweepChangedError, SweepError, SweepLockedError
 from ..measurement import STATISTICS, Measurement
 
-__all__ = ["SweepStore", "StoredPoint", "encode_measurement", "decode_measurement", "DB_NAME", "LOCK_NAME"]
+__all__ = ["SweepStore", "encode_measurement", "decode_measurement", "DB_NAME", "LOCK_NAME"]
 
 DB_NAME = "sweep.sqlite"
 LOCK_NAME = "sweep.lock"
@@ -72,7 +72,16 @@ def encode_measurement(m: Measurement) -> bytes:
 
 
 def decode_measurement(blob: bytes) -> Measurement:
-    """The measurement :func:`encode_measurement` stored (``stopped='nets'``; the sweep sets its own)."""
+    """The measurement :func:`encode_measurement` stored (``stopped='nets'``; the sweep sets its own).
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions, measure
+    >>> from initstats.families import make_arch
+    >>> m = measure(make_arch("fc", 4, width=8), MeasureOptions(nets=3, device="cpu"))
+    >>> decode_measurement(encode_measurement(m)).n_nets
+    3
+    """
     with np.load(io.BytesIO(blob), allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         arrays = {k: z[k] for k in z.files if k != "meta"}

@@ -25,7 +25,14 @@ __all__ = ["ChunkTask", "ChunkResult", "run_chunk", "chunk_size"]
 
 @dataclass(frozen=True, kw_only=True)
 class ChunkTask:
-    """Chunk ``chunk`` (``nets`` networks; ``chunk_size`` per chunk) of point ``point`` of a case."""
+    """Chunk ``chunk`` (``nets`` networks; ``chunk_size`` per chunk) of point ``point`` of a case.
+
+    Examples
+    --------
+    >>> case = Case.make({"arch": "fc", "dims": [4, 8], "nets": 100}, index=1)
+    >>> ChunkTask(recipe=case.recipe(), point=1, chunk=3, nets=10, chunk_size=30).key
+    ('fc', 1, 3)
+    """
 
     recipe: str
     point: int
@@ -41,7 +48,15 @@ class ChunkTask:
 
 @dataclass(frozen=True, kw_only=True)
 class ChunkResult:
-    """A finished chunk: its measurement as an ``.npz`` blob (:func:`~initstats.sweep.store.encode_measurement`)."""
+    """A finished chunk: its measurement as an ``.npz`` blob (:func:`~initstats.sweep.store.encode_measurement`).
+
+    Examples
+    --------
+    >>> case = Case.make({"arch": "fc", "dims": [4], "width": 8, "nets": 4}, index=1)
+    >>> r = run_chunk(ChunkTask(recipe=case.recipe(), point=0, chunk=0, nets=4, chunk_size=4))
+    >>> r.case, r.point, r.chunk, r.payload[:2]
+    ('fc', 0, 0, b'PK')
+    """
 
     case: str
     point: int
@@ -60,7 +75,14 @@ def _options(case: Case, point: Point, *, nets: int, chunk_size: int, first_chun
 
 
 def chunk_size(case: Case, point: Point) -> int:
-    """Networks per chunk for a point: what ``verify`` would take (``chunk``, else from the network's size)."""
+    """Networks per chunk for a point: what ``verify`` would take (``chunk``, else from the network's size).
+
+    Examples
+    --------
+    >>> case = Case.make({"arch": "fc", "dims": [4], "nets": 100, "chunk": 32, "device": "cpu"}, index=1)
+    >>> chunk_size(case, case.points[0])
+    32
+    """
     opt = case.options()
     if case.kind == "empirical":
         size = opt.chunk or 32
