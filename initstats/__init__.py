@@ -36,6 +36,9 @@ _LAZY = {
     "VerifySettings": "initstats.verify",
     "fgsm": "initstats.empirical.attack",
     "build_report": "initstats.report",
+    "width_trend": "initstats.width_trend",
+    "load_sweep": "initstats.sweep",
+    "run_sweep": "initstats.sweep",
 }
 
 __all__ = [

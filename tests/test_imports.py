@@ -35,7 +35,7 @@ LAYERS: dict[str, int] = {
     "graph": 2, "measurement": 2,
     "exact": 3, "families": 3, "testing": 3,
     "empirical": 4, "claims": 4, "scaling": 4, "points": 4,
-    "verify": 5, "verification": 5, "infinite": 5, "verify_measured": 5,
+    "verify": 5, "verification": 5, "infinite": 5, "verify_measured": 5, "width_trend": 5,
     "render": 6, "plots": 6, "saving": 6,
     "report": 7, "sweep": 7,
     "cli": 8, "__main__": 8, "": 8,
