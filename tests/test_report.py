@@ -355,7 +355,7 @@ def test_every_table_is_rendered_from_the_csv_the_run_wrote(report):
             tables += 1
         blocks = re.findall(r"(?:^|\n\n)(<!-- table: [^>]+ -->\n)?\| ", text)
         assert all(blocks), f"{slug}: a table without its data file"
-    assert tables == 24          # 14, and two per standard model (5 models)
+    assert tables == 26          # 16 (two of the finite-width trend), and two per standard model (5 models)
 
 
 def test_every_figure_exists_with_its_data(report):

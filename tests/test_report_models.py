@@ -19,7 +19,7 @@ from initstats.exact import analyse
 from initstats.report.core import TABLE_MARKER, ReportWriter, render_table
 from initstats.report.experiments.models import ModelCase, model_cases, run_models
 from initstats.report.findings.models import model_finding, models_findings
-from initstats.report.pages import models_page
+from initstats.report.pages_models import models_page
 from initstats.report.profiles import PROFILES
 from initstats.verify import VerifySettings, verify_module
 

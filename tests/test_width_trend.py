@@ -8,10 +8,12 @@ issue's depth-2 pooled network tends to its infinite-width value and not to the 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from initstats.empirical.measure import MeasureOptions
 from initstats.errors import InitStatsError
+from initstats.report.findings.width import finite_width
 from initstats.spec import Arch, AvgPool, Conv, Dense
 from initstats.width_trend import width_fit, width_trend, width_trend_claim
 
@@ -81,3 +83,26 @@ def test_real_networks_tend_to_the_infinite_width_value_not_the_annealed_one():
     frame = trend.frame
     assert frame["deviation"].is_monotonic_decreasing and (frame["deviation"] > 0).all()
     assert trend.fit.slope > 0 and not trend.exact
+
+
+def _claims(iw: str, annealed: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = pd.DataFrame({"network": "n", "width": [4, 8, 16], "deviation": [0.077, 0.041, 0.017],
+                          "deviation_se": [0.004, 0.003, 0.002]})
+    claims = pd.DataFrame({"network": "n", "claim": ["width_trend:infinite_width[n]", "width_trend:annealed[n]"],
+                           "verdict": [iw, annealed], "estimate": [-0.001, 0.068], "stderr": [0.003, 0.003]})
+    return frame, claims
+
+
+def test_the_finding_follows_the_verdicts():
+    expected = finite_width(*_claims("pass", "fail"))
+    assert expected.relation == "disagrees" and "does not vanish with width" in expected.text
+    assert "extrapolates to -0.10 % ± 0.30 % at infinite width (pass: consistent with 0)" in expected.text
+    both = finite_width(*_claims("pass", "pass"))
+    assert both.relation == "agrees" and "does not vanish" not in both.text
+    wrong = finite_width(*_claims("fail", "fail"))
+    assert "do not approach the infinite-width value" in wrong.text and "does not vanish" not in wrong.text
+    unsure = finite_width(*_claims("inconclusive", "inconclusive"))
+    assert unsure.relation == "undecided" and "(inconclusive: undecided)" in unsure.text
+    frame, claims = _claims("pass", "fail")
+    rising = finite_width(frame.assign(deviation=[0.01, 0.02, 0.03]), claims)
+    assert "does not fall with width" in rising.text

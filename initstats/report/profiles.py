@@ -49,6 +49,10 @@ class Profile:
     model_features: tuple[int, ...] = (16, 64, 256)  # input features of the zoo MLP
     model_width: int = 4                            # first-stage width of the zoo convnets
     model_nets: int = 800                           # networks per 2-D model and size (fixed: a known cost)
+    width_trend_input: int = 8                      # side of the input of the finite-width trend (Theorems 7/11 page)
+    width_trend_pools: tuple[int, ...] = (4, 8)     # k of its networks' k x k average pool
+    width_trend_widths: tuple[int, ...] = (4, 8, 16)  # the widths measured
+    width_trend_nets: int = 20000                   # networks per width (fixed: the fit needs SEs of ~0.3 %)
 
 
 PROFILES = {
@@ -61,7 +65,7 @@ PROFILES = {
                     attack_px=32, attack_eps=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1), attack_nets=2048,
                     attack_dims=(32, 64, 128, 256), attack_eps_fixed=1e-3, model_px=(32, 64, 128),
                     model_lengths=(64, 128, 256, 512), model_features=(64, 256, 1024), model_width=16,
-                    model_nets=4000),
+                    model_nets=4000, width_trend_widths=(4, 8, 16, 32, 64), width_trend_nets=100000),
 }
 
 

@@ -8,19 +8,21 @@ runs them all on one report's results, in the order of the pages.
 from __future__ import annotations
 
 from ...claims import z_value
-from ..experiments import ExactResults, Fig3Result, Fig4Result, Lemma2Result, ModelsResult, PoolingResult, Thm45Result
-from . import exact, measured, models
+from ..experiments import (ExactResults, Fig3Result, Fig4Result, Lemma2Result, ModelsResult, PoolingResult, Thm45Result,
+                           WidthResult)
+from . import exact, measured, models, width as width_findings
 from .models import models_findings
+from .width import finite_width
 from .base import RELATION_LABELS, RELATIONS, Finding
 
 __all__ = ["Finding", "RELATIONS", "RELATION_LABELS", "select_findings", "exact", "measured", "models",
-           "models_findings"]
+           "models_findings", "width_findings", "finite_width"]
 
 
 def select_findings(exact_results: ExactResults, thm45: Thm45Result, pooling: PoolingResult, fig3: Fig3Result,
                     fig4: Fig4Result, lemma2: Lemma2Result, *, confidence: float,
                     detectable: float = 0.05, ratio_tolerance: float = 0.1,
-                    models: ModelsResult | None = None) -> list[Finding]:
+                    models: ModelsResult | None = None, width: WidthResult | None = None) -> list[Finding]:
     """All findings of one report run, in page order.
 
     Parameters
@@ -37,6 +39,8 @@ def select_findings(exact_results: ExactResults, thm45: Thm45Result, pooling: Po
         How close the first-order damage must be to the true one (Lemma 2).
     models : ModelsResult, optional
         The standard models' results: one finding per model, after Lemma 2's.
+    width : WidthResult, optional
+        The finite-width trend: one finding after the pooling one.
 
     Examples
     --------
@@ -72,6 +76,7 @@ def select_findings(exact_results: ExactResults, thm45: Thm45Result, pooling: Po
         measured.theorems_fc(thm45.totals, thm45.verdicts),
         measured.zero_padding(exact_results.zero_padding, thm45.totals, thm45.verdicts),
         measured.pooling(pooling.configs, pooling.fits, detectable),
+        *([] if width is None else [finite_width(width.frame, width.claims)]),
         measured.figure3(fig3.exponents),
         measured.figure4_order(fig4.rows, z),
         measured.figure4_theory(fig4.rows, detectable),
