@@ -413,3 +413,157 @@ def test_bench_module_checks_catch_wrong_tables(module_run):
                  doctored("torch FLOPs: whole sample / forward", "2.00", table_column="speed-up per round")):
         with pytest.raises(AssertionError):
             check_module(*case)
+
+
+# --------------------------------------------------------------------------------------------
+# bench_sweep.py
+# --------------------------------------------------------------------------------------------
+
+#: the --quick cases of bench_sweep.py (its QUICK_CASES)
+SWEEP_CASES = ({"arch": "fc", "dims": [4, 8], "width": 16, "nets": 512},
+               {"arch": "cnn", "dims": [8], "channels": 2, "nets": 512})
+SWEEP_COLUMNS = ("run", "workers", "torch threads", "networks", "chunks", "wall, median", "rounds", "networks/s")
+STORE_OPS = ("`encode_measurement` (.npz blob)", "`decode_measurement`",
+             "SQLite: `SweepStore.put_chunk` (encode + INSERT + COMMIT, WAL, synchronous = FULL)",
+             "DuckDB: encode + INSERT + COMMIT (BLOB column)",
+             "SQLite: `SweepStore.chunks` (SELECT + decode), per chunk", "DuckDB: SELECT + decode, per chunk")
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory):
+    return run_quick("bench_sweep.py", tmp_path_factory.mktemp("bench"), "--max-wait", "2")
+
+
+def _sweep_work() -> tuple[int, int, list[tuple[str, int, int]]]:
+    """Networks and chunks of the --quick cases, and (label, networks, d) of the chunks the store timed."""
+    from initstats.sweep import parse_sweep
+    from initstats.sweep.worker import chunk_size
+
+    sweep = parse_sweep({"seed": 0, "case": [{**c, "device": "cpu"} for c in SWEEP_CASES]})
+    points = [(c, p) for c in sweep.cases for p in c.points]
+    chunks = sum(math.ceil(c.options().nets / chunk_size(c, p)) for c, p in points)
+    timed = [(f"`{c.name}` {c.points[-1].label}", chunk_size(c, c.points[-1]), 3 * c.points[-1].size ** 2)
+             for c in (sweep.cases[0], sweep.cases[-1])]
+    return sum(c["nets"] * len(c["dims"]) for c in SWEEP_CASES), chunks, timed
+
+
+def check_sweep(doc: str, stdout: str) -> None:
+    md = section(doc, "sweep")
+    assert md == stdout.strip(), "the file holds something else than the table printed"
+    assert "`python benchmarks/bench_sweep.py --quick`" in md
+    assert not re.search(r"[{}]", md), "a placeholder left unformatted"
+    threads = int(re.search(r"; (\d+) torch threads by default", md).group(1))
+    networks, chunks, timed = _sweep_work()
+
+    rows = table_with(md, "networks/s")
+    baselines = sorted({1, threads})
+    speedups = [f"speed-up vs verify, {t} thread{'s' if t > 1 else ''}" for t in baselines]
+    assert tuple(rows[0]) == (*SWEEP_COLUMNS, *speedups, "start-up, timed alone", "background (cores)")
+    assert [r["run"] for r in rows] == [f"`verify`, sequential, {t} thread{'s' if t > 1 else ''}" for t in baselines] + [
+        "sweep, `local`, 1 worker", "sweep, `local`, 2 workers", "sweep, `ray` (local Ray, 2 CPUs)"]
+    walls = {t: seconds(r["wall, median"]) for t, r in zip(baselines, rows)}
+    for r in rows:
+        if r["wall, median"] == "ray not installed":
+            assert r["run"].startswith("sweep, `ray`") and all(r[c] == "–" for c in r if c not in
+                                                               ("run", "workers", "torch threads", "wall, median")), r
+            continue
+        assert num(r["networks"]) == networks and num(r["chunks"]) == chunks, r
+        wall = seconds(r["wall, median"])
+        assert r["rounds"] == r["wall, median"], r                     # one round at --quick: its own median
+        assert agrees(num(r["networks/s"]), networks / wall, rel=0.016), r
+        for t, column in zip(baselines, speedups):
+            assert agrees(num(r[column]), walls[t] / wall, rel=0.011, abs_=0.006), r
+        assert r["start-up, timed alone"] == "–", r                    # not timed at --quick sizes
+        assert r["background (cores)"] == "–" or num(r["background (cores)"]) >= 0, r
+    local = next(r for r in rows if r["run"] == "sweep, `local`, 1 worker")
+    extra = (seconds(local["wall, median"]) - walls[1]) / chunks
+    line = next(x for x in md.splitlines() if x.startswith("- sweep, `local`, 1 worker:"))
+    if extra > 0:
+        printed = seconds(re.search(r"come to (.+?) per chunk", line).group(1))
+        assert agrees(printed, extra, rel=0.03, abs_=0.011 / chunks), line  # walls printed to 3 digits or 10 ms
+    else:
+        assert "no slower than `verify`" in line
+    report = re.search(r"`report_only=True`, after each 1-worker sweep\) took a median (.+?), (.+?) of the", md)
+    assert report and agrees(num(report.group(2)), seconds(report.group(1)) / seconds(local["wall, median"]),
+                             rel=0.016), report
+    assert "- The rows of every sweep run were identical to those of the first" in md
+
+    sources = table_with(md, "payload (.npz)")
+    assert [(r["chunk"], num(r["networks"]), num(r["d"])) for r in sources] == timed
+    ops = table_with(md, "operation")
+    assert [(r["chunk"], r["operation"]) for r in ops] == [(s[0], op) for s in timed for op in STORE_OPS]
+    compute = {r["chunk"]: seconds(r["compute (run_chunk, 1 thread)"]) for r in sources}
+    whole = {}
+    for r, (_, nets, _) in zip(sources, timed):
+        w = re.fullmatch(r"(.+) \((\d+) chunks\)", r["per chunk in one measure() of the point"])
+        assert w and int(w.group(2)) == math.ceil(512 / nets), r       # --quick: 512 networks per point
+        whole[r["chunk"]] = seconds(w.group(1))
+    cells = {}
+    for r in ops:
+        if r["median per chunk"] == "duckdb not installed":
+            assert r["operation"].startswith("DuckDB"), r
+            continue
+        assert num(r["chunks timed"]) == 20, r                         # --quick: 20 chunks per store
+        median, mean = seconds(r["median per chunk"]), seconds(r["mean per chunk"])
+        assert agrees(num(r["median, % of compute"]), median / compute[r["chunk"]], rel=0.016), r
+        assert mean > 0, r
+        cells[r["chunk"], r["operation"]] = r
+    wins = []
+    for label, _, _ in timed:
+        line = next(x for x in md.splitlines() if x.startswith(f"- {label} chunk ("))
+        ratio = re.search(r"`run_chunk`\) took ([\d.]+)x its share of one `measure\(\)` of the whole point "
+                          r"\((.+?) per chunk\)", line)
+        assert ratio and seconds(ratio.group(2)) == whole[label], line
+        assert agrees(float(ratio.group(1)), compute[label] / whole[label], rel=0.011, abs_=0.006), line
+        put = cells[label, STORE_OPS[2]]
+        assert f"SQLite commits it in a median {put['median per chunk']}, {put['median, % of compute']} of its" in line
+        duck = cells.get((label, STORE_OPS[3]))
+        if duck is None:
+            assert "DuckDB not measured" in line
+            continue
+        assert f"DuckDB in {duck['median per chunk']}, {duck['median, % of compute']} of its compute" in line
+        a, b = seconds(put["median per chunk"]), seconds(duck["median per chunk"])
+        ratio, word = re.search(r"SQLite ([\d.]+)x (faster|slower)", line).groups()
+        assert word == ("faster" if a <= b else "slower"), line
+        assert agrees(float(ratio), max(a, b) / min(a, b), rel=0.011, abs_=0.006), line
+        wins.append(a <= b)
+    if wins:
+        verdict = ("SQLite committed faster than DuckDB" if all(wins) else "DuckDB committed faster than SQLite"
+                   if not any(wins) else "neither store committed faster")
+        assert f"On this machine {verdict} for every chunk measured." in md
+
+
+def test_bench_sweep_quick_writes_a_consistent_table(sweep_run):
+    check_sweep(*sweep_run)
+
+
+def test_bench_sweep_checks_catch_wrong_tables(sweep_run):
+    doc, _ = sweep_run
+
+    def doctored(column: str, new: str, table_column: str = "networks/s", row: int = 0) -> tuple[str, str]:
+        d = _doctor(doc, column, table_column, new, row)
+        return d, section(d, "sweep")
+
+    def replaced(old: str, new: str) -> tuple[str, str]:
+        assert old in doc
+        d = doc.replace(old, new)
+        return d, section(d, "sweep")
+
+    rows = table_with(section(doc, "sweep"), "networks/s")
+    local = seconds(rows[0]["wall, median"]) / seconds(rows[-2]["wall, median"])
+    put = next(r for r in table_with(section(doc, "sweep"), "operation") if r["operation"].startswith("SQLite: `Sw"))
+    verdict = ("On this machine SQLite committed faster", "On this machine DuckDB committed faster")
+    for case in (doctored("speed-up vs verify, 1 thread", f"{local * 1.1 + 0.05:.2f}x", row=len(rows) - 2),
+                 doctored("networks/s", f"{num(rows[0]['networks/s']) * 2:,.0f}"),
+                 doctored("chunks", "7"),
+                 doctored("rounds", "1.00 µs", row=1),
+                 doctored("median, % of compute", "99%", table_column="operation", row=2),
+                 doctored("chunks timed", "19", table_column="operation"),
+                 doctored("d", "768", table_column="payload (.npz)"),
+                 doctored("per chunk in one measure() of the point", "1.00 µs (2 chunks)", table_column="payload (.npz)"),
+                 replaced("sweep run were identical", "sweep run were NOT identical"),
+                 replaced(f"SQLite commits it in a median {put['median per chunk']}",
+                          f"SQLite commits it in a median {seconds(put['median per chunk']) * 2e3:.3g} ms"),
+                 *([replaced(*verdict)] if verdict[0] in doc else [])):
+        with pytest.raises(AssertionError):
+            check_sweep(*case)

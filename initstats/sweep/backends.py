@@ -77,7 +77,7 @@ class LocalBackend:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
-        future = min(done, key=lambda f: self.pending[f].key)  # the same order whatever finished first
+        future = min(done, key=lambda f: self.pending[f].key)  # of those finished, the earliest chunk
         self.pending.pop(future)
         return future.result()
 

@@ -254,7 +254,7 @@ def _schedule(points: list[_Point], engine, store: SweepStore, threads: int, pro
         in_flight -= 1
         ran += 1
         m = decode_measurement(r.payload)
-        store.put_chunk(r.case, r.point, r.chunk, m)
+        store.put_chunk(r.case, r.point, r.chunk, m, payload=r.payload)
         p = by_key[(r.case, r.point)]
         p.add(r.chunk, m.per_net["grad_logit_l2_sq"])
         _report([q for q in points if q.case is p.case], progress)
