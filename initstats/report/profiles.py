@@ -52,7 +52,7 @@ class Profile:
     width_trend_input: int = 8                      # side of the input of the finite-width trend (Theorems 7/11 page)
     width_trend_pools: tuple[int, ...] = (4, 8)     # k of its networks' k x k average pool
     width_trend_widths: tuple[int, ...] = (4, 8, 16)  # the widths measured
-    width_trend_nets: int = 20000                   # networks per width (fixed: the fit needs SEs of ~0.3 %)
+    width_trend_nets: int = 40000                   # networks per width (fixed: the fit needs SEs of ~0.3 %)
 
 
 PROFILES = {
