@@ -387,7 +387,7 @@ def test_the_pages_show_exactly_the_selected_findings(report):
     out, result = report
     keys = [f.key for f in result.findings]
     assert keys == ["lemma8", "strided-symmetry", "padding", "aliasing", "theorems-fc", "zero-padding", "pooling",
-                    "figure3", "figure4-order", "figure4-theory", "lemma2", "model-resnet18_layout",
+                    "finite-width", "figure3", "figure4-order", "figure4-theory", "lemma2", "model-resnet18_layout",
                     "model-densenet_block", "model-vgg_like", "model-conv1d_net", "model-mlp"]
     findings_page = (out / "report" / "findings.md").read_text()
     for f in result.findings:

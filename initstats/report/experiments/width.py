@@ -47,7 +47,16 @@ class WidthResult:
 
 
 def run_width_trend(profile: Profile, options: MeasureOptions, settings: VerifySettings) -> WidthResult:
-    """Measure each pooled network at the profile's widths (``width_trend_nets`` networks each)."""
+    """Measure each pooled network at the profile's widths (``width_trend_nets`` networks each).
+
+    Examples
+    --------
+    >>> from initstats.report.profiles import PROFILES
+    >>> small = replace(PROFILES["quick"], width_trend_widths=(4, 8), width_trend_pools=(2, 4), width_trend_nets=200)
+    >>> res = run_width_trend(small, MeasureOptions(seed=0, device="cpu"), VerifySettings())
+    >>> res.frame.groupby("network", sort=False)["width"].apply(list).to_dict()
+    {'2 conv + pool 2x2': [4, 8], '2 conv + pool 4x4': [4, 8]}
+    """
     side = profile.width_trend_input
     opt = replace(options, nets=profile.width_trend_nets)
     frames, claims = [], []
