@@ -17,13 +17,14 @@ import pytest
 import torch
 
 import initstats.empirical.infinite_width as iw
+from initstats.claims import exact_claim
 from initstats.empirical.infinite_width import InfiniteWidth, infinite_width
 from initstats.empirical.measure import measure
 from initstats.errors import ExactLimitError, UnsupportedLayerError
 from initstats.exact import analyse
 from initstats.families import make_arch
 from initstats.measurement import MeasureOptions
-from initstats.spec import Arch, AvgPool, Conv, Dense, MaxPool, Residual
+from initstats.spec import Arch, AvgPool, Concat, Conv, Dense, MaxPool, Residual, dense_block
 
 #: issue 13: 8x8x3 inputs, circular 3x3 convolutions, k x k average pool, one dense logit
 REFERENCE = {(1, 4): 0.13101, (1, 8): 0.033999, (2, 4): 0.13357, (2, 8): 0.035845}
@@ -166,3 +167,39 @@ def test_unsupported_and_too_big(monkeypatch):
     monkeypatch.setattr(iw, "MEMORY_BUDGET", 10_000)
     with pytest.raises(ExactLimitError, match="position pairs"):
         infinite_width(make_arch("cnn", 16, channels=2))
+
+
+# -- channel concatenations (DenseNet blocks) --------------------------------------------------------
+
+CONCATS = {
+    "dense-block": Arch((2, 6, 6), (Conv(3), *dense_block(2, growth=2), Conv(3, 1), Dense(3, activation=None))),
+    "block-then-residual": Arch((2, 6, 6), (Conv(4), *dense_block(1, growth=2, bottleneck=3),
+                                            Residual((Conv(4, 3), Conv(4, 3, activation=None)),
+                                                     shortcut=(Conv(4, 1, activation=None),)),
+                                            Dense(3, activation=None))),
+    "input-and-conv": Arch((2, 6, 6), (Concat(((Conv(3),), ())), Dense(2, activation=None))),
+}
+
+
+@pytest.mark.parametrize("name", list(CONCATS))
+def test_concatenations_without_merges_equal_the_annealed_value(name):
+    """A layer reading a concatenation sums its branches' kernels by channels; without a merge after a
+    ReLU the value must be the exact engine's (which reads the concatenation neuron by neuron)."""
+    arch = CONCATS[name]
+    res = infinite_width(arch, n_inputs=2, seed=0)
+    assert res.grad_sq_total == pytest.approx(float(analyse(arch).outputs[0].grad_sq_total), rel=1e-12)
+
+
+def test_a_pooled_concatenation_matches_real_networks_and_not_the_annealed_value():
+    """Three branches of one hidden layer (a 3x3 and a 1x1 convolution, the input) then an 8x8 pool:
+    exact at any width, so the Monte Carlo of real networks (float64) must agree; the annealed 2/64
+    must not."""
+    arch = Arch((2, 8, 8), (Concat(((Conv(4, padding="circular"),), (Conv(2, 1, padding="circular"),), ())),
+                            AvgPool(8), Dense(2, activation=None)))
+    res = infinite_width(arch, n_inputs=32, seed=0)
+    assert res.exact and "one hidden random layer" in res.exact_reason
+    values = measure(arch, MeasureOptions(nets=40000, seed=3, device="cpu", dtype="float64")
+                     ).per_net["grad_logit_l2_sq"][:, 0]
+    assert exact_claim("iw", "", predicted=res.grad_sq_total, values=values).verdict == "pass"
+    annealed = float(analyse(arch).outputs[0].grad_sq_total)
+    assert exact_claim("annealed", "", predicted=annealed, values=values).verdict == "fail"

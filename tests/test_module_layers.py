@@ -282,11 +282,12 @@ def test_batchnorm_with_trained_statistics_or_parameters_is_refused():
 
 
 def test_the_infinite_width_recursion_refuses_what_it_does_not_model():
-    """It reads one source and no groups or variance factor: rather no value than a wrong one."""
+    """No groups or variance factor: rather no value than a wrong one (concatenations it models:
+    tests/test_infinite_width.py)."""
     from initstats.empirical.infinite_width import infinite_width
     from initstats.errors import UnsupportedLayerError
 
-    for arch, needle in [(GROUPED[0], "grouped"), (CONCAT[0], "concatenation"),
+    for arch, needle in [(GROUPED[0], "grouped"), (CONCAT[2], "grouped"),
                          (Arch((2, 4, 4), (Conv(2, var_factor=Fraction(1, 2)), Dense(1, activation=None))),
                           "var_factor")]:
         with pytest.raises(UnsupportedLayerError, match=needle):

@@ -10,7 +10,9 @@ of an :class:`~initstats.spec.Arch` propagates, per pair of positions ``(p, q)``
 - ``D_i(p, q) = E d_i h_p d_i h_q`` (both in that region).
 
 Convolutions and dense layers (weights of variance ``gain / fan_in``, shared over positions) sum
-the same kernel entry at ``p + e`` and ``q + e``; average pools and residual sums are linear; a
+the same kernel entry at ``p + e`` and ``q + e`` (one reading a channel concatenation sums its
+branches' kernels, weighted by their channels: its weights are independent across input channels,
+so no cross term between branches remains); average pools and residual sums are linear; a
 ReLU maps the moments through bivariate Gaussian integrals (arc-cosine kernels of order 0 and 1
 and Gaussian integration by parts), with the closed form ``D/2``, ``A/2`` at correlation 1 (the
 diagonal ``p = q``, where differentiating ``arccos`` would give NaN).  The logit's ``D_i`` is the
@@ -29,7 +31,7 @@ sums whose branches are independent (one ends in a random linear layer).  Max po
 BatchNorm are refused (:class:`~initstats.errors.UnsupportedLayerError`).
 
 Where the value is exact at *any* width (``InfiniteWidth.exact``): with one hidden random layer
-(its pre-activations are exactly Gaussian given ``x``), and where no deterministic node (average
+(its branches all reading the input; their pre-activations are exactly Gaussian given ``x``), and where no deterministic node (average
 pool, residual sum) merges paths after a ReLU -- there it equals the annealed path sum for every
 ``x`` (THEORY.md section 4c).  Otherwise it is the infinite-width limit; finite width adds an
 ``O(1/width)`` correction.
@@ -161,7 +163,8 @@ def _check(arch: Arch) -> None:
     st = arch.stages
     gauss, summed = [False] * len(st), [True] + [False] * (len(st) - 1)
     for s in st[1:]:
-        if s.groups > 1 or s.var_factor != 1 or (len(s.sources) > 1 and s.kind not in ("sum", "sumrelu")):
+        if s.groups > 1 or s.var_factor != 1 or (len(s.sources) > 1 and s.kind not in ("sum", "sumrelu", "relu",
+                                                                                       "linear")):
             what = ("grouped convolutions" if s.groups > 1 else "a folded BatchNorm (var_factor)" if s.var_factor != 1
                     else "a layer reading a concatenation")
             raise UnsupportedLayerError(f"{s.name}: {what} are not in the infinite-width recursion; use the exact "
@@ -198,7 +201,7 @@ def _period(arch: Arch) -> tuple[int, int] | None:
     period = [1, 1]
     for s in arch.stages[1:]:
         src = arch.stages[s.sources[0]]
-        step = list(cum[s.sources[0]])
+        step = [math.lcm(*(cum[k][a] for k in s.sources)) for a in range(2)]  # a concatenation: every branch
         if s.kernel:
             for a, n in enumerate(src.spatial):
                 k, stride = s.kernel[a], s.stride[a]
@@ -227,9 +230,11 @@ def _exactness(arch: Arch) -> tuple[bool, str]:
     if not merge:
         return True, ("no deterministic merge (average pool, residual sum) after a ReLU: equals the annealed "
                       "path sum for every x at any width")
-    if len(random) == 2 and random[0].kind == "relu" and random[1] is st[-1]:
-        return True, ("one hidden random layer: its pre-activations are exactly Gaussian given x, so the value "
-                      "is E_W at any width")
+    hidden = random[:-1]
+    if random and random[-1] is st[-1] and hidden and all(
+            s.kind == "relu" and all(_summed(arch, k) for k in s.sources) for s in hidden):
+        return True, ("one hidden random layer (its branches read the input): its pre-activations are exactly "
+                      "Gaussian given x, so the value is E_W at any width")
     return False, ("infinite-width limit: gates merged by average pooling or residual sums after ReLUs deeper "
                    "than one hidden layer; finite width adds an O(1/width) correction")
 
@@ -253,9 +258,10 @@ def _sigmas(arch: Arch, x: torch.Tensor, links, gain: float) -> dict[int, torch.
     for s in st[1:]:
         vals = [_apply(out[k], sides, s.kind in ("relu", "linear"), links[s.index][j],
                        [(t[0], None) for t in tabs[s.index][j]]) for j, k in enumerate(s.sources)]
-        sig = vals[0] if len(vals) == 1 else vals[0] + vals[1]
         if s.kind in ("relu", "linear"):
-            sig = sig * _factor(arch, s, gain)
+            sig = sum(v * _factor(arch, s, gain, k) for v, k in zip(vals, s.sources))
+        else:
+            sig = vals[0] if len(vals) == 1 else vals[0] + vals[1]
         if s.kind in ("relu", "sumrelu"):
             post, step2, relu_delta = _relu_sigma(sig)
             keep[s.index] = (sig, step2, relu_delta)
@@ -264,10 +270,21 @@ def _sigmas(arch: Arch, x: torch.Tensor, links, gain: float) -> dict[int, torch.
     return keep
 
 
-def _factor(arch: Arch, s: Stage, gain: float) -> float:
-    src = arch.stages[s.sources[0]]
-    summed = src.index == 0 or all(t.kind == "avgpool" for t in arch.stages[1:src.index + 1])
-    return gain / s.fan_in * (1 if summed else src.channels)
+def _summed(arch: Arch, k: int) -> bool:
+    """Whether stage ``k``'s kernels hold the sum over its channels (the input, and average pools of it)
+    rather than one channel's (hidden stages, whose channels are exchangeable)."""
+    s = arch.stages[k]
+    return k == 0 or (s.kind == "avgpool" and _summed(arch, s.sources[0]))
+
+
+def _factor(arch: Arch, s: Stage, gain: float, k: int) -> float:
+    """The weight of source ``k``'s kernel in random stage ``s``'s: ``gain / fan_in`` per input channel.
+
+    A layer reading a channel concatenation (several sources) sums the kernels of all of them:
+    its weights are independent across input channels, so no cross term between branches remains.
+    """
+    src = arch.stages[k]
+    return gain / s.fan_in * (1 if _summed(arch, k) else src.channels)
 
 
 def _chunk(arch: Arch, x: torch.Tensor, sigmas, geos, tabs, links, gain: float, rows: slice) -> torch.Tensor:
@@ -290,10 +307,11 @@ def _chunk(arch: Arch, x: torch.Tensor, sigmas, geos, tabs, links, gain: float, 
             a_tabs = [(t[a][0], t[a][1][:, rows] if a == 0 else t[a][1]) for a in range(2)]
             As.append(_apply(outs[k][0], a_sides, coupled, links[s.index][j], a_tabs))
             Ds.append(_apply(outs[k][1], d_sides, coupled, links[s.index][j], a_tabs))
-        A, D = (As[0], Ds[0]) if len(As) == 1 else (As[0] + As[1], Ds[0] + Ds[1])
         if coupled:
-            f = _factor(arch, s, gain)
-            A, D = A * f, D * f
+            fs = [_factor(arch, s, gain, k) for k in s.sources]
+            A, D = sum(a * f for a, f in zip(As, fs)), sum(d * f for d, f in zip(Ds, fs))
+        else:
+            A, D = (As[0], Ds[0]) if len(As) == 1 else (As[0] + As[1], Ds[0] + Ds[1])
         if s.kind in ("relu", "sumrelu"):
             g = geos[s.index]
             pos = tuple(torch.from_numpy((g.lo[a][:, None] + np.arange(g.size[a])[None, :]) % g.n[a]) for a in range(2))
