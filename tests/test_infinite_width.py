@@ -11,6 +11,7 @@ finite-width trend on two layers.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -178,13 +179,21 @@ CONCATS = {
                                                      shortcut=(Conv(4, 1, activation=None),)),
                                             Dense(3, activation=None))),
     "input-and-conv": Arch((2, 6, 6), (Concat(((Conv(3),), ())), Dense(2, activation=None))),
+    # grouped convolutions read channels / groups exchangeable channels; var_factor scales the variance
+    "grouped": Arch((3, 6, 6), (Conv(4), Conv(4, 3, groups=2), Conv(4, 3, groups=4, padding="circular"),
+                                Dense(2, activation=None))),
+    "grouped-1d-reflect": Arch((2, 7), (Conv(4, 3), Conv(8, 3, groups=2, padding="reflect"), Dense(2, activation=None))),
+    "grouped-residual": Arch((4, 6, 6), (Conv(4, 3), Residual((Conv(4, 3, groups=4), Conv(4, 3, activation=None, groups=2))),
+                                         Dense(3, activation=None))),
+    "var-factor": Arch((2, 6, 6), (Conv(3), Conv(3, var_factor=Fraction(2, 3)), Dense(2, activation=None))),
 }
 
 
 @pytest.mark.parametrize("name", list(CONCATS))
-def test_concatenations_without_merges_equal_the_annealed_value(name):
-    """A layer reading a concatenation sums its branches' kernels by channels; without a merge after a
-    ReLU the value must be the exact engine's (which reads the concatenation neuron by neuron)."""
+def test_concatenations_groups_and_var_factors_without_merges_equal_the_annealed_value(name):
+    """A layer reading a concatenation sums its branches' kernels by channels, a grouped one reads its
+    group's channels, a var_factor scales the variance; without a merge after a ReLU the value must be
+    the exact engine's (which reads every edge)."""
     arch = CONCATS[name]
     res = infinite_width(arch, n_inputs=2, seed=0)
     assert res.grad_sq_total == pytest.approx(float(analyse(arch).outputs[0].grad_sq_total), rel=1e-12)

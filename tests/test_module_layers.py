@@ -282,13 +282,13 @@ def test_batchnorm_with_trained_statistics_or_parameters_is_refused():
 
 
 def test_the_infinite_width_recursion_refuses_what_it_does_not_model():
-    """No groups or variance factor: rather no value than a wrong one (concatenations it models:
-    tests/test_infinite_width.py)."""
+    """A grouped convolution reading the input or a concatenation: its groups' channels are not
+    exchangeable, so one kernel per stage cannot hold them; rather no value than a wrong one
+    (grouped convolutions, concatenations and var_factor it models: tests/test_infinite_width.py)."""
     from initstats.empirical.infinite_width import infinite_width
     from initstats.errors import UnsupportedLayerError
 
-    for arch, needle in [(GROUPED[0], "grouped"), (CONCAT[2], "grouped"),
-                         (Arch((2, 4, 4), (Conv(2, var_factor=Fraction(1, 2)), Dense(1, activation=None))),
-                          "var_factor")]:
+    for arch, needle in [(GROUPED[0], "grouped convolution reading the input"),
+                         (CONCAT[2], "grouped convolution reading a concatenation")]:
         with pytest.raises(UnsupportedLayerError, match=needle):
             infinite_width(arch, n_inputs=1)

@@ -27,8 +27,11 @@ an input coordinate reaches; directions are processed in chunks within ``MEMORY_
 Assumptions: Gaussian weights (any symmetric law gives the same limit), zero biases, He or LeCun
 variance, ReLU only on Gaussian pre-activations (a ``sumrelu`` of two Gaussian branches is
 fine; a ReLU after the sum with an identity shortcut of a post-ReLU signal is not), residual
-sums whose branches are independent (one ends in a random linear layer).  Max pooling and
-BatchNorm are refused (:class:`~initstats.errors.UnsupportedLayerError`).
+sums whose branches are independent (one ends in a random linear layer), grouped convolutions
+reading exchangeable channels (not the input or a concatenation: their groups would differ).
+Max pooling, BatchNorm (in training mode) and those grouped convolutions are refused
+(:class:`~initstats.errors.UnsupportedLayerError`); a folded evaluation-mode BatchNorm's
+``var_factor`` scales its layer's variance.
 
 Where the value is exact at *any* width (``InfiniteWidth.exact``): with one hidden random layer
 (its branches all reading the input; their pre-activations are exactly Gaussian given ``x``), and where no deterministic node (average
@@ -163,12 +166,12 @@ def _check(arch: Arch) -> None:
     st = arch.stages
     gauss, summed = [False] * len(st), [True] + [False] * (len(st) - 1)
     for s in st[1:]:
-        if s.groups > 1 or s.var_factor != 1 or (len(s.sources) > 1 and s.kind not in ("sum", "sumrelu", "relu",
-                                                                                       "linear")):
-            what = ("grouped convolutions" if s.groups > 1 else "a folded BatchNorm (var_factor)" if s.var_factor != 1
-                    else "a layer reading a concatenation")
-            raise UnsupportedLayerError(f"{s.name}: {what} are not in the infinite-width recursion; use the exact "
-                                        "annealed value or measure it")
+        if s.groups > 1 and (len(s.sources) > 1 or _summed(arch, s.sources[0])):
+            what = "a concatenation" if len(s.sources) > 1 else "the input"
+            raise UnsupportedLayerError(
+                f"{s.name}: a grouped convolution reading {what} gives its groups differently distributed "
+                "channels, which the recursion's one kernel per stage cannot hold; put an ungrouped convolution "
+                "first, use the exact annealed value, or measure it")
         if s.kind in ("maxpool", "batchnorm"):
             what = "max pooling" if s.kind == "maxpool" else "BatchNorm"
             raise UnsupportedLayerError(
@@ -282,9 +285,12 @@ def _factor(arch: Arch, s: Stage, gain: float, k: int) -> float:
 
     A layer reading a channel concatenation (several sources) sums the kernels of all of them:
     its weights are independent across input channels, so no cross term between branches remains.
+    A grouped convolution reads ``channels / groups`` exchangeable channels; a folded BatchNorm
+    factor (``var_factor``) scales the weights' variance.
     """
     src = arch.stages[k]
-    return gain / s.fan_in * (1 if _summed(arch, k) else src.channels)
+    per_channel = src.channels // s.groups  # a grouped convolution reads the channels of one group
+    return gain * float(s.var_factor) / s.fan_in * (1 if _summed(arch, k) else per_channel)
 
 
 def _chunk(arch: Arch, x: torch.Tensor, sigmas, geos, tabs, links, gain: float, rows: slice) -> torch.Tensor:
