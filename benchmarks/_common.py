@@ -23,7 +23,7 @@ from pathlib import Path
 
 from initstats.files import write_atomic
 
-__all__ = ["ROOT", "DOC", "update_section", "machine_info", "markdown_table", "repo_path"]
+__all__ = ["ROOT", "DOC", "update_section", "publish", "machine_info", "markdown_table", "repo_path"]
 
 #: the repository root (the parent of ``benchmarks/``)
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,6 +207,20 @@ def benchmark_parser(description: str, quick_help: str):
                          "run, nothing for --quick)")
     ap.add_argument("--no-doc", action="store_true", help="print only, write no file")
     return ap
+
+
+def publish(args, section: str, markdown: str) -> Path | None:
+    """Print a benchmark's section, then write it where :func:`benchmark_parser`'s options say.
+
+    ``--doc PATH``: into PATH; else, for a full run, into :data:`DOC`; nothing for ``--quick``
+    without ``--doc``, or with ``--no-doc``.  Returns the file written, or None.
+    """
+    print(markdown)
+    if args.no_doc or (args.doc is None and args.quick):
+        return None
+    path = update_section(section, markdown, args.doc if args.doc is not None else DOC)
+    print(f"wrote section {section!r} of {path}", file=sys.stderr, flush=True)
+    return path
 
 
 def load_average() -> str:

@@ -19,7 +19,7 @@ from typing import Callable, TypeVar
 
 import torch
 
-__all__ = ["CPU", "Background", "Quiet", "best_seconds", "minflt", "sync", "undisturbed"]
+__all__ = ["CPU", "Background", "Quiet", "add_quiet_options", "best_seconds", "minflt", "sync", "undisturbed"]
 
 T = TypeVar("T")
 CPU = torch.device("cpu")
@@ -107,6 +107,22 @@ class Quiet:
     def ok(self, cores: float | None) -> bool:
         """Whether a round that saw ``cores`` of background may stand (or no waiting time is left)."""
         return cores is None or cores < self.threshold or self.waited >= self.budget
+
+    @classmethod
+    def from_args(cls, args) -> Quiet:
+        """From the options of :func:`add_quiet_options` (``--max-wait``, else its default for the run)."""
+        wait, quick_wait = args.quiet_budgets
+        return cls(args.quiet, args.max_wait if args.max_wait is not None else (quick_wait if args.quick else wait))
+
+
+def add_quiet_options(ap, *, wait: float, quick_wait: float) -> None:
+    """``--quiet`` (the background load that counts as quiet) and ``--max-wait`` (seconds to wait in all
+    for it: ``wait`` by default, ``quick_wait`` with ``--quick``); read them with :meth:`Quiet.from_args`."""
+    ap.add_argument("--quiet", type=float, default=0.25,
+                    help="wait until other processes use fewer than this many cores (default 0.25)")
+    ap.add_argument("--max-wait", type=float, default=None,
+                    help=f"seconds to wait in all for a quiet machine (default {wait:g}, --quick {quick_wait:g})")
+    ap.set_defaults(quiet_budgets=(wait, quick_wait))
 
 
 def undisturbed(quiet: Quiet, run: Callable[[], T],

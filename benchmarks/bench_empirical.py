@@ -62,12 +62,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from _arch_costs import weights_per_net  # noqa: E402
-from _common import benchmark_parser, load_average, machine_info, update_section  # noqa: E402
+from _common import benchmark_parser, load_average, machine_info, publish  # noqa: E402
 from _empirical_md import Case, Config, CpuProbes, Run, fmt_cores, fmt_seconds, render  # noqa: E402
 from _engine import EngineTimer, bench_measure, sweep_chunks  # noqa: E402
 from _kernels import conv_bound, matmul_probe, probe_convs, probe_sampling  # noqa: E402
 from _naive import NaiveTimer, check_naive_matches  # noqa: E402
-from _timing import Quiet, undisturbed  # noqa: E402
+from _timing import Quiet, add_quiet_options, undisturbed  # noqa: E402
 
 from initstats.empirical.common import keep_freed_memory, resolve_device, strict_numerics  # noqa: E402
 from initstats.empirical.ensemble import ArchEnsemble  # noqa: E402
@@ -180,10 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-weight-gib", type=float, default=4.0,
                     help="cap the chunk when its weights would exceed this many GiB (default 4; the table "
                          "says when it did)")
-    ap.add_argument("--quiet", type=float, default=0.25,
-                    help="wait until other processes use fewer than this many cores (default 0.25)")
-    ap.add_argument("--max-wait", type=float, default=None,
-                    help="seconds to wait in all for a quiet machine (default 150, --quick 5)")
+    add_quiet_options(ap, wait=150, quick_wait=5)
     ap.add_argument("--device", default="cpu",
                     help="cpu (default; section 'empirical') or cuda[:i] (section 'empirical-cuda'; the "
                          "CPU-specific tables are left out)")
@@ -200,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, device: torch.device) -> int:
     cpu = device.type == "cpu"
     cfg = QUICK if args.quick else FULL
-    quiet = Quiet(args.quiet, args.max_wait if args.max_wait is not None else (5.0 if args.quick else 150.0))
+    quiet = Quiet.from_args(args)
 
     malloc_kept = cpu and keep_freed_memory()  # as measure() does on a CPU; the naive loop runs here too
     load_start = load_average()
@@ -223,11 +220,7 @@ def _run(args, device: torch.device) -> int:
               load_start=load_start, load_end=load_average(), elapsed=time.perf_counter() - t_total,
               cases=cases, probes=probes, cpu=extras)
     md = render(run)
-    print(md)
-    if not args.no_doc and (args.doc is not None or not args.quick):
-        section = SECTION if cpu else f"{SECTION}-cuda"
-        path = update_section(section, md, args.doc if args.doc is not None else "docs/benchmarks.md")
-        log(f"wrote section {section!r} of {path}")
+    publish(args, SECTION if cpu else f"{SECTION}-cuda", md)
     return 0 if (args.quick or all(c.passes for c in cases)) else 1
 
 

@@ -42,7 +42,7 @@ import networkx as nx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _common import benchmark_parser, load_average, machine_info, markdown_table, update_section  # noqa: E402
+from _common import benchmark_parser, load_average, machine_info, markdown_table, publish  # noqa: E402
 
 from initstats.exact import analyse  # noqa: E402
 from initstats.exact.analysis import to_backward_graph  # noqa: E402
@@ -378,10 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         markdown_table(rows_b0),
     ])
-    print(md)
-    if not args.no_doc and (args.doc is not None or not quick):
-        path = update_section(SECTION, md, args.doc if args.doc is not None else "docs/benchmarks.md")
-        log(f"wrote section {SECTION!r} of {path}")
+    publish(args, SECTION, md)
     return 0 if (ok1 is not False and ok2 is not False) else 1
 
 

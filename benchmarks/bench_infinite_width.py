@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _common import benchmark_parser, load_average, machine_info, markdown_table, update_section  # noqa: E402
+from _common import benchmark_parser, load_average, machine_info, markdown_table, publish  # noqa: E402
 
 from initstats.empirical import infinite_width as iw  # noqa: E402
 from initstats.families import make_arch  # noqa: E402
@@ -134,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Within {TARGET_S:.0f} s per input at 32 and 64 px: {verdict}.",
     ])
-    print(md)
-    if not args.no_doc and (args.doc is not None or not args.quick):
-        path = update_section(SECTION, md, args.doc if args.doc is not None else "docs/benchmarks.md")
-        log(f"wrote section {SECTION!r} of {path}")
+    publish(args, SECTION, md)
     return 0
 
 

@@ -53,10 +53,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from _common import ROOT, benchmark_parser, load_average, machine_info, update_section  # noqa: E402
+from _common import ROOT, benchmark_parser, load_average, machine_info, publish  # noqa: E402
 from _kernels import matmul_probe  # noqa: E402
 from _module_md import render  # noqa: E402
-from _timing import Quiet, sync, undisturbed  # noqa: E402
+from _timing import Quiet, add_quiet_options, sync, undisturbed  # noqa: E402
 
 from initstats.empirical.common import keep_freed_memory, resolve_device, strict_numerics  # noqa: E402
 from initstats.empirical.measure import MeasureOptions, measure, plan  # noqa: E402
@@ -299,10 +299,7 @@ class Run:
 
 def main(argv: list[str] | None = None) -> int:
     ap = benchmark_parser(__doc__.split("\n\n")[0], "small sizes and few networks (seconds), smoke test")
-    ap.add_argument("--quiet", type=float, default=0.25,
-                    help="wait until other processes use fewer than this many cores (default 0.25)")
-    ap.add_argument("--max-wait", type=float, default=None,
-                    help="seconds to wait in all for a quiet machine (default 60, --quick 5)")
+    add_quiet_options(ap, wait=60, quick_wait=5)
     ap.add_argument("--device", default="cpu", help="cpu (default; section 'module') or cuda[:i] ('module-cuda')")
     args = ap.parse_args(argv)
     try:
@@ -319,7 +316,7 @@ def _run(args, device: torch.device) -> int:
 
     cpu = device.type == "cpu"
     cfg = QUICK if args.quick else FULL
-    quiet = Quiet(args.quiet, args.max_wait if args.max_wait is not None else (5.0 if args.quick else 60.0))
+    quiet = Quiet.from_args(args)
     if cpu:
         keep_freed_memory()  # as measure() does on a CPU; the naive loop runs in this process too
     load_start = load_average()
@@ -338,11 +335,7 @@ def _run(args, device: torch.device) -> int:
               quiet_threshold=args.quiet, quiet_waited=quiet.waited, elapsed=time.perf_counter() - t_total,
               cases=cases, probes=[c.probe for c in cases] + [probe_end], probe_size=PROBE_SIZE)
     md = render(run)
-    print(md)
-    if not args.no_doc and (args.doc is not None or not args.quick):
-        section = SECTION if cpu else f"{SECTION}-cuda"
-        path = update_section(section, md, args.doc if args.doc is not None else "docs/benchmarks.md")
-        log(f"wrote section {section!r} of {path}")
+    publish(args, SECTION if cpu else f"{SECTION}-cuda", md)
     return 0
 
 

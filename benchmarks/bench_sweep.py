@@ -50,10 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import _timing  # noqa: E402
-from _common import benchmark_parser, load_average, machine_info, update_section  # noqa: E402
+from _common import benchmark_parser, load_average, machine_info, publish  # noqa: E402
 from _sweep_md import render  # noqa: E402
 from _sweep_store import Source, missing, store_costs  # noqa: E402
-from _timing import Quiet, undisturbed  # noqa: E402
+from _timing import Quiet, add_quiet_options, undisturbed  # noqa: E402
 
 from initstats.empirical.common import keep_freed_memory  # noqa: E402
 from initstats.sweep import parse_sweep, run_sweep  # noqa: E402
@@ -302,15 +302,12 @@ class Run:
 
 def main(argv: list[str] | None = None) -> int:
     ap = benchmark_parser(__doc__.split("\n\n")[0], "small cases, one round (seconds), smoke test")
-    ap.add_argument("--quiet", type=float, default=0.25,
-                    help="wait until other processes use fewer than this many cores (default 0.25)")
-    ap.add_argument("--max-wait", type=float, default=None,
-                    help="seconds to wait in all for a quiet machine (default 60, --quick 5)")
+    add_quiet_options(ap, wait=60, quick_wait=5)
     ap.add_argument("--tmp", help="where to make sweep directories and stores (default: the temporary directory)")
     args = ap.parse_args(argv)
     keep_freed_memory()  # as every process that runs sweep chunks does: all configurations run alike
     cfg = QUICK if args.quick else FULL
-    quiet = Quiet(args.quiet, args.max_wait if args.max_wait is not None else (5.0 if args.quick else 60.0))
+    quiet = Quiet.from_args(args)
     tmp = os.path.realpath(args.tmp or tempfile.gettempdir())
     load_start = load_average()
     t_total = time.perf_counter()
@@ -341,10 +338,7 @@ def main(argv: list[str] | None = None) -> int:
               duckdb_version=None if missing("duckdb") else f"duckdb {importlib.import_module('duckdb').__version__}", rows=rows, rows_identical=identical, reports=reports,
               sources=sources, elapsed=time.perf_counter() - t_total)
     md = render(run)
-    print(md)
-    if not args.no_doc and (args.doc is not None or not args.quick):
-        path = update_section(SECTION, md, args.doc if args.doc is not None else "docs/benchmarks.md")
-        log(f"wrote section {SECTION!r} of {path}")
+    publish(args, SECTION, md)
     return 0
 
 

@@ -49,9 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from _common import (ROOT, benchmark_parser, load_average, machine_info, markdown_table,  # noqa: E402
-                     update_section)
+                     publish)
 from _module_md import describe, mean_se  # noqa: E402
-from _timing import Quiet, sync, undisturbed  # noqa: E402
+from _timing import Quiet, add_quiet_options, sync, undisturbed  # noqa: E402
 from _vmap import VmapEnsemble, check_same_weights, engine_layout_switch, nchw_engine  # noqa: E402
 from bench_module import MODELS, Config, NaiveLoop, instance, log  # noqa: E402
 
@@ -342,10 +342,7 @@ def render(run: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = benchmark_parser(__doc__.split("\n\n")[0], "small sizes and few networks (seconds), smoke test")
-    ap.add_argument("--quiet", type=float, default=0.25,
-                    help="wait until other processes use fewer than this many cores (default 0.25)")
-    ap.add_argument("--max-wait", type=float, default=None,
-                    help="seconds to wait in all for a quiet machine (default 30, --quick 0)")
+    add_quiet_options(ap, wait=30, quick_wait=0)
     ap.add_argument("--device", default="cpu", help="cpu (default; section 'module-vmap') or cuda[:i] "
                                                     "('module-vmap-cuda')")
     ap.add_argument("--threads", type=int, default=None,
@@ -364,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with strict_numerics(device):
         cfg = QUICK if args.quick else FULL
-        quiet = Quiet(args.quiet, args.max_wait if args.max_wait is not None else (0.0 if args.quick else 30.0))
+        quiet = Quiet.from_args(args)
         if device.type == "cpu":
             keep_freed_memory()
         load_start, t0 = load_average(), time.perf_counter()
@@ -379,11 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                      "threads": torch.get_num_threads(), "load_start": load_start, "load_end": load_average(),
                      "quiet": args.quiet, "waited": quiet.waited, "elapsed": time.perf_counter() - t0,
                      "cases": cases, "switch": engine_layout_switch()})
-    print(md)
-    if not args.no_doc and (args.doc is not None or not args.quick):
-        section = SECTION if device.type == "cpu" else f"{SECTION}-cuda"
-        path = update_section(section, md, args.doc if args.doc is not None else "docs/benchmarks.md")
-        log(f"wrote section {section!r} of {path}")
+    publish(args, SECTION if device.type == "cpu" else f"{SECTION}-cuda", md)
     return 0
 
 
