@@ -161,7 +161,7 @@ def _prepare(store: SweepStore, sweep: Sweep, report_only: bool) -> list[_Point]
                 target = opt.nets if opt.nets is not None else opt.max_nets
                 stored = StoredPoint(label=p.label, chunk_size=chunk_size(case, p), target=target)
                 store.add_point(case.name, p.index, stored)
-            done = {j: m.per_net["grad_logit_l2_sq"] for j, m in store.chunks(case.name, p.index).items()}
+            done = store.chunk_values(case.name, p.index, "grad_logit_l2_sq")
             points.append(_Point(case, p.index, stored, opt.nets is None, done))
     return points
 
@@ -280,10 +280,8 @@ class _Replay:
     def __call__(self, network, *args, **kwargs) -> Measurement:
         p = self.points[self.calls]
         self.calls += 1
-        chunks = self.store.chunks(self.case.name, p.index)
-        m = chunks[0]
-        for j in range(1, p.stop):  # type: ignore[arg-type]
-            m = m.merge(chunks[j])
+        chunks = self.store.chunks(self.case.name, p.index, stop=p.stop)  # not the look-ahead past the stop
+        m = Measurement.merge_all([chunks[j] for j in range(p.stop)])  # type: ignore[arg-type]
         opt = self.case.options()
         m = replace(m, stopped=p.stopped, rel_se=None if opt.nets is not None else opt.rel_se)
         expected = self.case.points[p.index]

@@ -230,11 +230,20 @@ class SweepStore:
         return {r[0] for r in self.db.execute("SELECT chunk FROM chunks WHERE case_name = ? AND point = ?",
                                               (case, point))}
 
-    def chunks(self, case: str, point: int) -> dict[int, Measurement]:
-        """The stored chunks of a point: index -> measurement."""
-        return {j: decode_measurement(blob) for j, blob in
-                self.db.execute("SELECT chunk, payload FROM chunks WHERE case_name = ? AND point = ? ORDER BY chunk",
-                                (case, point))}
+    def chunks(self, case: str, point: int, stop: int | None = None) -> dict[int, Measurement]:
+        """The stored chunks of a point (those with index below ``stop``, if given): index -> measurement."""
+        rows = self.db.execute("SELECT chunk, payload FROM chunks WHERE case_name = ? AND point = ? AND chunk < ? "
+                               "ORDER BY chunk", (case, point, 2**62 if stop is None else stop))
+        return {j: decode_measurement(blob) for j, blob in rows}
+
+    def chunk_values(self, case: str, point: int, statistic: str) -> dict[int, np.ndarray]:
+        """One statistic's per-network values of each stored chunk of a point (the rest is not decoded)."""
+        out = {}
+        for j, blob in self.db.execute("SELECT chunk, payload FROM chunks WHERE case_name = ? AND point = ?",
+                                       (case, point)):
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+                out[j] = z[f"per_net.{statistic}"]
+        return out
 
     def chunk_frame(self) -> pd.DataFrame:
         """One row per stored chunk: ``case, point, label, chunk, nets, seconds, device``."""
