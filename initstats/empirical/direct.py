@@ -32,7 +32,7 @@ from ..measurement import Measurement, MeasureOptions
 from .common import freed_memory_kept, init_gain, resolve_device, resolve_dtype, strict_numerics
 from .sampling import Plan
 
-__all__ = ["ModuleEnsemble", "measure_module"]
+__all__ = ["ModuleEnsemble", "measure_module", "module_chunk"]
 
 _RANDOM = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -93,6 +93,18 @@ class ModuleEnsemble:
         return out
 
 
+def module_chunk(options: MeasureOptions) -> int:
+    """Networks per chunk of :func:`measure_module`: ``options.chunk``, else 32, at most ``options.nets``.
+
+    Examples
+    --------
+    >>> module_chunk(MeasureOptions()), module_chunk(MeasureOptions(nets=10)), module_chunk(MeasureOptions(chunk=8))
+    (32, 10, 8)
+    """
+    chunk = options.chunk or 32
+    return min(chunk, options.nets) if options.nets is not None else chunk
+
+
 def measure_module(model: nn.Module, input_shape: tuple[int, ...], options: MeasureOptions | None = None, *,
                    name: str | None = None, progress=None, coord_groups=None) -> Measurement:
     """Monte Carlo of ``model`` itself over freshly drawn parameters (see the module docstring).
@@ -124,9 +136,7 @@ def measure_module(model: nn.Module, input_shape: tuple[int, ...], options: Meas
     n_logits = opt.logits if opt.logits is not None else 1
     if n_logits > k_total:
         raise ModuleError(f"logits={n_logits} exceeds the {k_total} outputs of the model")
-    chunk = opt.chunk or 32
-    if opt.nets is not None:
-        chunk = min(chunk, opt.nets)
+    chunk = module_chunk(opt)
 
     def make(n: int) -> ModuleEnsemble:
         return ModuleEnsemble(model, shape, n, init=opt.init, device=device, dtype=dtype)

@@ -89,8 +89,9 @@ def chunk_size(case: Case, point: Point) -> int:
     """
     opt = case.options()
     if case.kind == "empirical":
-        size = opt.chunk or 32
-        return min(size, opt.nets) if opt.nets is not None else size
+        from ..empirical.direct import module_chunk
+
+        return module_chunk(opt)
     from ..empirical.sampling import plan
 
     return plan(point.network, opt).chunk
