@@ -192,3 +192,47 @@ def network_source(arch: str | None, dims: str | None, spec: Path | None, family
     if dims is None:
         raise OptionError("--arch needs --dims, e.g. --dims 32,64")
     return None, parse_int_list(dims, "--dims")
+
+
+class ProgressBars:
+    """Rich progress bars on stderr, one per label, when stderr is a terminal and not ``quiet``.
+
+    Entering gives the ``progress(label, done, total)`` callback of the library (None when there
+    are no bars).  ``prefix`` goes before each label; ``overall`` names a bar that sums all the
+    others, and adds the time remaining.
+    """
+
+    def __init__(self, *, quiet: bool = False, prefix: str = "", overall: str | None = None) -> None:
+        self.quiet, self.prefix, self.overall = quiet, prefix, overall
+        self.bar = None
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        console = Console(stderr=True)
+        if self.quiet or not console.is_terminal:
+            return None
+        eta = (TextColumn("ETA"), TimeRemainingColumn()) if self.overall else ()
+        self.bar = bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("nets"), TimeElapsedColumn(), *eta, console=console, transient=True)
+        bar.__enter__()
+        overall = None if self.overall is None else bar.add_task(self.overall, total=None)
+        tasks: dict[str, int] = {}
+        totals: dict[str, tuple[int, int]] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(f"{self.prefix}{label}", total=total)
+            bar.update(tasks[label], completed=done, total=total)
+            if overall is not None:
+                totals[label] = (done, total)
+                bar.update(overall, completed=sum(d for d, _ in totals.values()),
+                           total=sum(t for _, t in totals.values()))
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

@@ -15,7 +15,7 @@ from ..render import claims_display_frame, frame_to_csv, rich_table, to_json
 from ..sweep import load_sweep, run_sweep, write_sweep
 from ..sweep.output import sweep_markdown
 from .app import app
-from .common import FORMATS, check_choice, handle_errors, write_stdout
+from .common import FORMATS, ProgressBars, check_choice, handle_errors, write_stdout
 from .common import console as make_console
 
 
@@ -47,7 +47,7 @@ def sweep_command(
     if out.exists() and not out.is_dir():
         raise OptionError(f"--out {str(out)!r} exists and is not a directory")
     sweep = load_sweep(file)
-    with _Progress(quiet=fmt != "table") as progress:
+    with ProgressBars(quiet=fmt != "table", prefix="case ", overall="all cases") as progress:
         try:
             result = run_sweep(sweep, out, backend=backend, workers=workers, threads=threads, ray_address=ray_address,
                                force=force, report_only=report_only, progress=progress)
@@ -77,41 +77,3 @@ def sweep_command(
                       f"{result.chunks_stored} in the store.  Wrote {out}/", soft_wrap=True)
     if result.failed:
         raise typer.Exit(1)
-
-
-class _Progress:
-    """Rich progress bars on stderr (one per case and one overall, with ETA) when it is a terminal."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def __enter__(self):
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        console = Console(stderr=True)
-        self.bar = None
-        if self.quiet or not console.is_terminal:
-            return None
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("nets"),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                            transient=True)
-        self.bar.__enter__()
-        self.overall = self.bar.add_task("all cases", total=None)
-        tasks: dict[str, int] = {}
-        totals: dict[str, tuple[int, int]] = {}
-
-        def update(case: str, done: int, total: int) -> None:
-            if case not in tasks:
-                tasks[case] = self.bar.add_task(f"case {case}", total=total)
-            self.bar.update(tasks[case], completed=done, total=total)
-            totals[case] = (done, total)
-            self.bar.update(self.overall, completed=sum(d for d, _ in totals.values()),
-                            total=sum(t for _, t in totals.values()))
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)

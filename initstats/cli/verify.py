@@ -17,8 +17,8 @@ from ..saving import write_verification
 from ..verify_measured import verify_module_measured
 from ..verify import VerifySettings, verify_archs, verify_family, verify_graph
 from .app import app
-from .common import (FORMATS, NetworkOptions, check_choice, check_out_dir, handle_errors, network_options,
-                     parse_int_list, write_stdout)
+from .common import (FORMATS, NetworkOptions, ProgressBars, check_choice, check_out_dir, handle_errors,
+                     network_options, parse_int_list, write_stdout)
 from .common import console as make_console
 
 
@@ -96,7 +96,7 @@ def verify_command(
 
     resolve_device(device)  # fail fast, before any work
     check_out_dir(out)
-    with _progress() as progress:
+    with ProgressBars() as progress:
         if empirical_only:
             result = verify_module_measured(network.module, module_dims, input_shape=module_shape, options=options,
                                             settings=settings, progress=progress)
@@ -137,32 +137,3 @@ def verify_command(
             console.print(f"wrote {out}/")
     if result.failed:
         raise typer.Exit(1)
-
-
-class _progress:
-    """A rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
-
-    def __enter__(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        console = Console(stderr=True)
-        self.bar = None
-        if not console.is_terminal:
-            return None
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("nets"),
-                            TimeElapsedColumn(), console=console, transient=True)
-        self.bar.__enter__()
-        self.tasks: dict[str, int] = {}
-
-        def update(label: str, done: int, total: int) -> None:
-            task = self.tasks.get(label)
-            if task is None:
-                task = self.tasks[label] = self.bar.add_task(label, total=total)
-            self.bar.update(task, completed=done, total=total)
-
-        return update
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
