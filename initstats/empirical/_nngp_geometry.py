@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..spec import Arch, Stage, window_entries
+from ..spec.geometry import _reflect
 
 
 # -- geometry: taps per axis and the cyclic box each input coordinate reaches --------------------
@@ -26,6 +27,7 @@ class _Link:
     taps: np.ndarray       # (entries, n_out), sentinel n_src: position read by each kernel entry
     weight: float          # per-entry weight on each side (pools: 1/window), 1 for random stages
     slots: np.ndarray      # (entries, n_dirs, S_out), sentinel S_src: the same in box-slot coordinates
+    strided: tuple | None = None  # (ext, starts, step): taps[e, i] == ext[starts[e] + step * i]; ext None = identity
 
 
 @dataclass
@@ -59,6 +61,35 @@ def _taps(stage: Stage, src_n: tuple[int, int], n: tuple[int, int]) -> tuple[lis
         taps.append(t.astype(np.int64))
         weights.append(1.0 / t.shape[0] if stage.kind == "avgpool" else 1.0)
     return taps, weights
+
+
+def _strided(stage: Stage, a: int, m: int, taps: np.ndarray) -> tuple | None:
+    """The taps as strided views of one extended source: ``(ext, starts, step)`` with
+    ``taps[e, i] == ext[starts[e] + step * i]`` (``ext`` None: the source itself; an entry ``m`` reads
+    zero padding), or None when they are not (then the tables are used as they are)."""
+    entries, n_out = taps.shape
+    if a < len(stage.kernel) and stage.kind not in ("sum", "sumrelu"):
+        k, stride, dil, pad = stage.kernel[a], stage.stride[a], stage.dilation[a], stage.pad[a]
+        mode = stage.padding or "zero"
+        v = np.arange(-pad, (n_out - 1) * stride - pad + (k - 1) * dil + 1)
+        inside = (v >= 0) & (v < m)
+        if mode == "circular":
+            ext = v % m
+        elif mode == "zero":
+            ext = np.where(inside, v, m)
+        else:
+            ext = np.array([t if 0 <= t < m else _reflect(int(t), m) for t in v])
+        starts, step = np.arange(k) * dil, stride
+        if np.array_equal(ext, np.arange(m)):
+            ext = None
+    else:
+        ext, starts, step = None, np.arange(entries) if n_out == 1 else np.zeros(1, np.int64), 1
+    if len(starts) != entries:
+        return None
+    index = starts[:, None] + step * np.arange(n_out)[None, :]
+    got = index if ext is None else ext[np.minimum(index, len(ext) - 1)]
+    ok = (index < (m if ext is None else len(ext))).all() and np.array_equal(got, taps)
+    return (ext, tuple(int(e) for e in starts), int(step)) if ok else None
 
 
 def _box(region: np.ndarray) -> tuple[np.ndarray, int]:
@@ -103,7 +134,7 @@ def _geometry(arch: Arch, dirs: tuple[np.ndarray, np.ndarray]):
                 t = np.concatenate([taps[a], np.full((taps[a].shape[0], 1), src.n[a])], axis=1)[:, pos]
                 slot = (t - src.lo[a][None, :, None]) % src.n[a]
                 slot = np.where((t == src.n[a]) | (slot >= src.size[a]), src.size[a], slot)
-                axes.append(_Link(taps[a], weights[a], slot))
+                axes.append(_Link(taps[a], weights[a], slot, _strided(s, a, src.n[a], taps[a])))
             per_src.append(axes)
         geos.append(geo)
         links.append(per_src)
@@ -129,19 +160,58 @@ def _take(x: torch.Tensor, dim: int, rdim: int | None, index: torch.Tensor) -> t
     return torch.gather(x, dim, index.reshape(shape).expand(out))
 
 
+def _extend(x: torch.Tensor, dim: int, ext: np.ndarray | None, n_src: int) -> torch.Tensor:
+    """``x`` along ``dim`` laid out as the extended source ``ext`` (padding included); a copy unless identity."""
+    if ext is None:
+        return x
+    if (ext == n_src).any():
+        x = _pad(x, dim)
+    return x.index_select(dim, torch.from_numpy(ext))
+
+
+def _view(x: torch.Tensor, dim: int, start: int, step: int, n: int) -> torch.Tensor:
+    """Positions ``start, start + step, ...`` (``n`` of them) along ``dim``: a view, no copy."""
+    y = x.narrow(dim, start, (n - 1) * step + 1)
+    return y if step == 1 else y[(slice(None),) * dim + (slice(None, None, step),)]
+
+
 def _apply(x: torch.Tensor, sides, coupled: bool, link_axes: list[_Link], tabs) -> torch.Tensor:
     """One stage's linear map along both axes; ``sides[a]`` holds the two ``(dim, rdim or None)`` of
-    axis ``a`` (``rdim``: the direction axis of a box side) and ``tabs[a]`` their index tables."""
+    axis ``a`` (``rdim``: the direction axis of a box side) and ``tabs[a]`` their index tables.
+
+    A dense side whose taps are strided (:func:`_strided`: convolutions and pools with zero or
+    circular padding) reads each kernel entry as a view of the source extended once; box sides and
+    other layouts gather through the tables."""
     for a in range(2):
         link, ((d1, r1), (d2, r2)) = link_axes[a], sides[a]
         taps_t, slot_t = tabs[a]
-        i1 = taps_t if r1 is None else slot_t
-        i2 = taps_t if r2 is None else slot_t
-        xp = _pad(_pad(x, d1), d2)
-        entries = link.taps.shape[0]
+        entries, n_out = link.taps.shape
+        fast = link.strided is not None
+        xp = x
+        for d, r in ((d1, r1), (d2, r2)):
+            if fast and r is None:
+                xp = _extend(xp, d, link.strided[0], x.shape[d])
+            else:
+                xp = _pad(xp, d)
+
+        def side(y: torch.Tensor, d: int, r: int | None, e: int) -> torch.Tensor:
+            if r is None and fast:
+                return _view(y, d, link.strided[1][e], link.strided[2], n_out)
+            return _take(y, d, r, taps_t[e] if r is None else slot_t[e])
+
+        acc = None
         if coupled:  # a random weight: the same kernel entry on both sides
-            x = sum(_take(_take(xp, d1, r1, i1[e]), d2, r2, i2[e]) for e in range(entries))
+            for e in range(entries):
+                t = side(side(xp, d1, r1, e), d2, r2, e)
+                acc = t.clone() if acc is None else acc.add_(t)
         else:        # deterministic weights: each side on its own
-            y = sum(_take(xp, d1, r1, i1[e]) for e in range(entries)) * link.weight
-            x = sum(_take(y, d2, r2, i2[e]) for e in range(entries)) * link.weight
+            for e in range(entries):
+                t = side(xp, d1, r1, e)
+                acc = t.clone() if acc is None else acc.add_(t)
+            y, acc = acc.mul_(link.weight), None
+            for e in range(entries):
+                t = side(y, d2, r2, e)
+                acc = t.clone() if acc is None else acc.add_(t)
+            acc.mul_(link.weight)
+        x = acc
     return x

@@ -122,12 +122,18 @@ def _relu_terms(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, same: torch.T
 
 
 def _relu_sigma(sig: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``E relu relu``, ``E step step`` and ``E relu(h_p) delta(h_q)`` for every pair of positions."""
+    """``E relu relu``, ``E step step`` and ``E relu(h_p) delta(h_q)`` for every pair of positions
+    (:func:`_relu_terms` on all pairs, in place: this runs on (positions)^2 entries)."""
     n0, n1 = sig.shape[:2]
     flat = sig.reshape(n0 * n1, n0 * n1)
-    diag = flat.diagonal()
-    same = torch.eye(n0 * n1, dtype=torch.bool)
-    relu2, step2, relu_delta, _ = _relu_terms(diag[:, None], diag[None, :], flat, same)
+    root = flat.diagonal().sqrt()
+    rho = flat / root[:, None]
+    rho.div_(root[None, :]).clamp_(-1.0, 1.0).fill_diagonal_(1.0)
+    sin = torch.sub(1.0, rho).mul_(rho + 1.0).clamp_min_(0.0).sqrt_()
+    step2 = torch.arccos(rho).neg_().add_(math.pi)              # pi - theta
+    relu2 = torch.mul(step2, rho).add_(sin).mul_(root[:, None] / (2 * math.pi)).mul_(root[None, :])
+    step2.div_(2 * math.pi)
+    relu_delta = sin.mul_(root[:, None] / (2 * math.pi)).div_(root[None, :])
     return relu2.reshape(sig.shape), step2.reshape(sig.shape), relu_delta.reshape(sig.shape)
 
 
@@ -156,7 +162,7 @@ def _relu_chunk(kernels, A: torch.Tensor, D: torch.Tensor, pos: tuple[torch.Tens
     # A: p anywhere, q in the box
     Q0, Q1 = p0[:, None, None, None, :, None], p1[None, :, None, None, None, :]
     N0, N1 = torch.arange(n0)[None, None, :, None, None, None], torch.arange(n1)[None, None, None, :, None, None]
-    A = A * step_pq[N0, N1, Q0, Q1] + Adiag[:, :, :, None, None, :, :] * relu_delta_pq[N0, N1, Q0, Q1]
+    A = A.mul_(step_pq[N0, N1, Q0, Q1]).addcmul_(Adiag[:, :, :, None, None, :, :], relu_delta_pq[N0, N1, Q0, Q1])
     return A, D
 
 
