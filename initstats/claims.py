@@ -137,13 +137,16 @@ def _interval(mean: float | None, se: float | None, values, confidence: float, s
 def exact_claim(name: str, statement: str, mean: float | None = None, se: float | None = None,
                 predicted: float = math.nan, *, values: Sequence[float] | np.ndarray | None = None,
                 confidence: float = 0.99, detectable: float = 0.05, power: float = 0.8, d: int | None = None,
-                n: int | None = None, min_n: int = 30, seed: int = 0, **fields) -> Claim:
+                n: int | None = None, min_n: int = 30, seed: int = 0, predicted_se: float | None = None,
+                **fields) -> Claim:
     """Two-sided test of ``E[X] = predicted`` (see the module docstring).
 
     Give the per-network ``values`` for the interval calibrated under heavy tails; with only
     ``mean`` and ``se`` the normal interval is used.  Fewer than ``min_n`` networks give no
-    pass/fail verdict (unless every network gave the same value).  Extra keyword ``fields``
-    (``statistic``, ``output``, ``pool``) are stored on the claim.
+    pass/fail verdict (unless every network gave the same value).  ``predicted_se``: the standard
+    error of a prediction that was itself estimated (independent of the networks); the test then
+    compares the difference with both errors combined (:func:`_with_prediction_error`).  Extra
+    keyword ``fields`` (``statistic``, ``output``, ``pool``) are stored on the claim.
 
     Examples
     --------
@@ -156,9 +159,10 @@ def exact_claim(name: str, statement: str, mean: float | None = None, se: float 
     n = ci.n if ci.n >= 0 else n
     mean, se = ci.mean, ci.stderr
     rel = mean / predicted - 1 if predicted else math.nan
-    p = ci.p_value(predicted)
+    p, (lo_w, hi_w) = _with_prediction_error(ci, predicted, predicted_se, confidence)
     z = z_value(confidence)
-    lo_w, hi_w = ci.half_widths()
+    if predicted_se:
+        ci = replace(ci, low=mean - lo_w, high=mean + hi_w)
     if not math.isfinite(se) or (n is not None and n < min_n and se > 0):
         verdict = "inconclusive"
         why = f"only {n} networks: too few for an interval (need {min_n})" if math.isfinite(se) \
@@ -179,9 +183,26 @@ def exact_claim(name: str, statement: str, mean: float | None = None, se: float 
         why += f" (right tail of index {ci.tail_index:.2g}: the interval is widened above the mean)"
     elif ci.method == "too-heavy":
         why += f" (right tail of index {ci.tail_index:.2g}: the mean has no upper bound from these networks)"
+    if predicted_se:
+        why += f"; the interval includes the prediction's own standard error {predicted_se:.2g}"
     return Claim(name=name, kind="exact", verdict=verdict, statement=statement, predicted=predicted, estimate=mean,
                  stderr=se, ci_low=ci.low, ci_high=ci.high, detectable=detectable, confidence=confidence, d=d,
                  detail=why, n_nets=n, p_value=p, interval=ci.method, **fields)
+
+
+def _with_prediction_error(ci: MeanInterval, predicted: float, predicted_se: float | None,
+                           confidence: float) -> tuple[float, tuple[float, float]]:
+    """The p-value of ``E[X] = predicted`` and the interval's half widths, with an estimated
+    prediction's independent standard error ``predicted_se`` added in quadrature: the deviation is
+    scaled by ``se / sqrt(se^2 + predicted_se^2)`` before the interval's own test (exact for the
+    normal interval), and each half width becomes ``sqrt(w^2 + (z predicted_se)^2)``."""
+    lo_w, hi_w = ci.half_widths()
+    if not predicted_se or not math.isfinite(ci.stderr):
+        return ci.p_value(predicted), (lo_w, hi_w)
+    z = z_value(confidence)
+    shrink = ci.stderr / math.hypot(ci.stderr, predicted_se)
+    p = ci.p_value(ci.mean - (ci.mean - predicted) * shrink)
+    return p, (math.hypot(lo_w, z * predicted_se), math.hypot(hi_w, z * predicted_se))
 
 
 def _equivalence(lo: float, hi: float, centre: float, tolerance: float) -> str:
@@ -195,10 +216,13 @@ def _equivalence(lo: float, hi: float, centre: float, tolerance: float) -> str:
 def excess_claim(name: str, statement: str, mean: float | None = None, se: float | None = None,
                  predicted: float = math.nan, *, values: Sequence[float] | np.ndarray | None = None,
                  tolerance: float = 0.1, cause: str = "deterministic merges", confidence: float = 0.99,
-                 d: int | None = None, seed: int = 0, **fields) -> Claim:
+                 d: int | None = None, seed: int = 0, predicted_se: float | None = None, reference: str = "annealed",
+                 **fields) -> Claim:
     """The excess ``mean / predicted - 1`` over an annealed value, tested for equivalence within ``tolerance``.
 
     ``cause`` names why the annealed value is not exact for real networks (it goes into the detail).
+    ``predicted_se``: the standard error of an estimated ``predicted``, added to the interval in
+    quadrature (as in :func:`exact_claim`); ``reference`` names ``predicted`` in the detail.
 
     Examples
     --------
@@ -209,11 +233,14 @@ def excess_claim(name: str, statement: str, mean: float | None = None, se: float
     if tolerance is None or not tolerance > 0:
         raise ValueError(f"tolerance={tolerance!r}: an excess claim needs a positive tolerance")
     ci = _interval(mean, se, values, confidence, seed)
+    _, (lo_w, hi_w) = _with_prediction_error(ci, predicted, predicted_se, confidence)
     excess, excess_se = ci.mean / predicted - 1, ci.stderr / abs(predicted)
-    lo, hi = ci.low / predicted - 1, ci.high / predicted - 1
+    lo, hi = (ci.mean - lo_w) / predicted - 1, (ci.mean + hi_w) / predicted - 1
     verdict = _equivalence(lo, hi, 0.0, tolerance)
-    why = (f"measured/annealed - 1 = {excess:+.2%} (CI {lo:+.2%} .. {hi:+.2%}), tested against ±{percent(tolerance)}; "
+    why = (f"measured/{reference} - 1 = {excess:+.2%} (CI {lo:+.2%} .. {hi:+.2%}), tested against ±{percent(tolerance)}; "
            f"{cause}")
+    if predicted_se:
+        why += f"; the interval includes the prediction's own standard error {predicted_se:.2g}"
     return Claim(name=name, kind="excess", verdict=verdict, statement=statement, predicted=0.0, estimate=excess,
                  stderr=excess_se, ci_low=lo, ci_high=hi, tolerance=tolerance, confidence=confidence, d=d,
                  detail=why, n_nets=ci.n if ci.n >= 0 else None, interval=ci.method, **fields)

@@ -25,8 +25,13 @@ __all__ = ["with_infinite_width", "infinite_width_claim"]
 
 
 def with_infinite_width(analysis: GraphAnalysis, arch: Arch, *, n_inputs: int = 8, seed: int = 0,
-                        init: str = "he") -> GraphAnalysis:
+                        init: str = "he", coordinates: int | str = "auto") -> GraphAnalysis:
     """``analysis`` with the infinite-width prediction on every output.
+
+    Where no deterministic node merges paths after a ReLU
+    (:func:`~initstats.empirical.infinite_width.equals_annealed`), the prediction *is* the exact
+    annealed value for every input at every width: each output gets its own ``grad_sq_total``
+    (no recursion, no standard error), at any size.  Otherwise the kernel recursion runs.
 
     Parameters
     ----------
@@ -34,7 +39,7 @@ def with_infinite_width(analysis: GraphAnalysis, arch: Arch, *, n_inputs: int = 
         The exact analysis of ``arch``.
     arch : Arch
         The architecture (the prediction needs its spec, not a node-link graph).
-    n_inputs, seed, init
+    n_inputs, seed, init, coordinates
         Passed to :func:`~initstats.empirical.infinite_width.infinite_width`.
 
     Examples
@@ -45,18 +50,32 @@ def with_infinite_width(analysis: GraphAnalysis, arch: Arch, *, n_inputs: int = 
     >>> out = with_infinite_width(analyse(arch), arch, n_inputs=4).outputs[0]
     >>> out.grad_sq_total, round(out.grad_sq_infinite_width, 3), out.infinite_width_exact  # annealed 2/64
     (Fraction(1, 32), 0.034, True)
+    >>> from initstats.families import make_arch
+    >>> cnn = make_arch("cnn", 64)                       # no merge: the exact annealed value, at once
+    >>> out = with_infinite_width(analyse(cnn), cnn).outputs[0]
+    >>> out.grad_sq_infinite_width == float(out.grad_sq_total), out.grad_sq_infinite_width_se
+    (True, None)
     """
-    from .empirical.infinite_width import infinite_width
+    from .empirical.infinite_width import equals_annealed, infinite_width
 
     try:
-        res = infinite_width(arch, n_inputs=n_inputs, seed=seed, init=init)
+        if equals_annealed(arch) and all(o.grad_sq_total is not None for o in analysis.outputs):
+            note = ("exact at every width: no deterministic merge (average pool, residual sum) after a ReLU, so it "
+                    "equals the exact annealed path sum for every x (THEORY.md 4c); taken from the exact engine")
+            return replace(analysis, outputs=tuple(replace(
+                o, grad_sq_infinite_width=float(o.grad_sq_total), grad_sq_infinite_width_se=None,
+                infinite_width_exact=True, infinite_width_note=note) for o in analysis.outputs))
+        res = infinite_width(arch, n_inputs=n_inputs, seed=seed, init=init, coordinates=coordinates)
     except (UnsupportedLayerError, ExactLimitError) as err:
         fields = {"infinite_width_note": f"not computed: {err}"}
     else:
         note = ("exact at every width: " if res.exact else "the infinite-width limit: ") + res.exact_reason
+        sampled = ("" if res.coordinate_fraction == 1 else
+                   f"; input coordinates sampled, 1 in {round(1 / res.coordinate_fraction)} per input, the "
+                   f"standard error includes it")
         fields = {"grad_sq_infinite_width": res.grad_sq_total, "grad_sq_infinite_width_se": res.grad_sq_total_se,
                   "infinite_width_exact": res.exact,
-                  "infinite_width_note": f"{note} ({res.n_inputs} inputs x ~ N(0, I))"}
+                  "infinite_width_note": f"{note} ({res.n_inputs} inputs x ~ N(0, I){sampled})"}
     return replace(analysis, outputs=tuple(replace(o, **fields) for o in analysis.outputs))
 
 
@@ -69,7 +88,8 @@ def infinite_width_claim(label: str, out: OutputAnalysis, values: np.ndarray, *,
     which fails when the measurement differs; otherwise it is the infinite-width limit and the claim
     reports the finite-width deviation ``measured / predicted - 1`` with its interval, tested for
     equivalence within ``tolerance`` (kind ``excess``).  The prediction's own standard error over
-    inputs is stated in the detail; None when no prediction was computed.
+    inputs (and sampled coordinates) widens the interval and is stated in the detail; None when no
+    prediction was computed.
 
     Examples
     --------
@@ -95,10 +115,11 @@ def infinite_width_claim(label: str, out: OutputAnalysis, values: np.ndarray, *,
     if out.infinite_width_exact:
         claim = exact_claim(name, f"E||grad f||^2 at d={d} equals {basis}, exact at every width",
                             predicted=iw, values=values, confidence=confidence, detectable=detectable, power=power,
-                            seed=seed, **fields)
+                            seed=seed, predicted_se=se, **fields)
     else:
         claim = excess_claim(name, f"E||grad f||^2 at d={d} is within {tolerance:.0%} of {basis}", predicted=iw,
-                             values=values, tolerance=tolerance, confidence=confidence, seed=seed,
+                             values=values, tolerance=tolerance, confidence=confidence, seed=seed, predicted_se=se,
+                             reference="infinite-width",
                              cause="the infinite-width limit: finite width adds an O(1/width) correction", **fields)
     note = f"; {out.infinite_width_note}"
     return replace(claim, detail=claim.detail + note)

@@ -19,7 +19,8 @@ from ._format import show_fraction
 from .exact.results import GraphAnalysis, OutputAnalysis
 
 __all__ = ["show_fraction", "witness_text", "failed_hypotheses", "hypothesis_lines", "exact_summary_frame", "frame_to_markdown", "rich_table", "frame_to_csv",
-           "to_json", "output_groups", "rows_display_frame", "claims_display_frame", "report_markdown"]
+           "to_json", "output_groups", "rows_display_frame", "claims_display_frame", "width_display_frame",
+           "report_markdown"]
 
 
 def output_groups(analysis: GraphAnalysis) -> list[tuple[list[str], OutputAnalysis]]:
@@ -256,6 +257,28 @@ def _verdict_by_row(result) -> dict[tuple, str]:
     return out
 
 
+def width_display_frame(result) -> pd.DataFrame:
+    """One display row per (size, width) of a verification's width trends (``widths=``): the measured
+    mean ± SE, the infinite-width value, the deviation from it ± SE and the fitted ``a + b / width``.
+
+    Examples
+    --------
+    >>> from initstats.empirical.measure import MeasureOptions
+    >>> from initstats.verify import VerifySettings, verify_family
+    >>> res = verify_family("cnn-avgpool", [8], family_options={"channels": 2, "padding": "circular"},
+    ...                     options=MeasureOptions(nets=200, seed=0, device="cpu"), widths=[2, 4],
+    ...                     settings=VerifySettings(infinite_width=2))
+    >>> list(width_display_frame(res).columns), len(width_display_frame(res))
+    (['size', 'width', 'mean ± SE', 'infinite width', 'deviation ± SE', 'fitted'], 2)
+    """
+    rows = []
+    for r in result.width_frame().itertuples(index=False):
+        rows.append({"size": r.label, "width": int(r.width), "mean ± SE": _pm(r.mean, r.se),
+                     "infinite width": f"{r.infinite_width:.6g}",
+                     "deviation ± SE": f"{r.deviation:+.2%} ± {r.deviation_se:.2%}", "fitted": f"{r.fitted:+.2%}"})
+    return pd.DataFrame(rows)
+
+
 def rows_display_frame(result) -> pd.DataFrame:
     """One display row per (input size, statistic): mean ± SE, networks, prediction, verdict.
 
@@ -339,6 +362,10 @@ def report_markdown(result, *, command: str, figures: Sequence[str] = ()) -> str
         frame_to_markdown(pd.DataFrame([{"claim": c.name, "kind": c.kind, "verdict": c.verdict,
                                          "statement": c.statement, "detail": c.detail} for c in result.claims])),
     ]
+    if getattr(result, "width_trends", ()):
+        lines += ["## Widths", "", "Each network at several widths: the deviation of the measured mean from the "
+                  "infinite-width value, fitted as a + b / width (claims `width_trend:*`).", "",
+                  frame_to_markdown(width_display_frame(result))]
     if figures:
         lines += ["## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures] + [""]
     return "\n".join(lines)

@@ -43,7 +43,7 @@ def write_exact(analyses: Sequence[GraphAnalysis], out: str | Path) -> list[Path
 
 def write_verification(result, out: str | Path, *, command: str, plot: bool = False) -> list[Path]:
     """Write rows.csv, claims.csv, verify.json, report.md, the per-coordinate maps (``map_px_32.csv``,
-    ``map_px_32_pool_2.csv``, ``map_graph.csv``)
+    ``map_px_32_pool_2.csv``, ``map_graph.csv``), ``widths.csv`` with width trends
     and, with ``plot``, figures into ``out``, each file atomically.
 
     Tables are written first, so that a failure while plotting loses nothing already computed.
@@ -69,6 +69,9 @@ def write_verification(result, out: str | Path, *, command: str, plot: bool = Fa
                        ("verify.json", to_json(result.to_dict()))):
         write_atomic(out / name, text)
         written.append(out / name)
+    if getattr(result, "width_trends", ()):
+        write_atomic(out / "widths.csv", frame_to_csv(result.width_frame()))
+        written.append(out / "widths.csv")
     for stem, m, exact in zip(_map_stems(result), result.measurements, result.analyses):
         write_atomic(out / f"{stem}.csv", coordinate_map_frame(m, exact).to_csv(index=False))
         written.append(out / f"{stem}.csv")

@@ -109,6 +109,14 @@ class Verification:
     analyses: tuple[GraphAnalysis, ...] = field(repr=False, default=())
     labels: tuple[str, ...] = ()  # one per measurement, e.g. "px=32" or "px=32,pool=2"
     warnings: tuple[str, ...] = ()  # e.g. precision targets not reached
+    width_trends: tuple = field(repr=False, default=())  # WidthTrend per size (verify_family(widths=...))
+
+    def width_frame(self) -> pd.DataFrame:
+        """One row per (size, width) of the width trends (empty without ``widths``): the measured
+        mean and SE, the infinite-width and annealed values, the deviation and the fitted line."""
+        if not self.width_trends:
+            return pd.DataFrame()
+        return pd.concat([t.frame.assign(label=t.name) for t in self.width_trends], ignore_index=True)
 
     @property
     def verdict(self) -> str:
@@ -123,11 +131,15 @@ class Verification:
         return pd.DataFrame([c.to_dict() for c in self.claims])
 
     def to_dict(self) -> dict:
-        """``{"rows": [...], "claims": [...], "warnings": [...]}`` (JSON-ready; NaN become None)."""
+        """``{"rows": [...], "claims": [...], "warnings": [...]}`` and, with width trends, ``"widths"``
+        (JSON-ready; NaN become None)."""
         rows = [{k: _clean(v) for k, v in r.items() if not (k in ("predicted", "output", "pool") and _clean(v) is None)}
                 for r in self.rows.to_dict(orient="records")]
-        return {"rows": rows, "claims": [{k: _clean(v) for k, v in c.to_dict().items()} for c in self.claims],
-                "warnings": list(self.warnings)}
+        out = {"rows": rows, "claims": [{k: _clean(v) for k, v in c.to_dict().items()} for c in self.claims],
+               "warnings": list(self.warnings)}
+        if self.width_trends:
+            out["widths"] = [{k: _clean(v) for k, v in r.items()} for r in self.width_frame().to_dict(orient="records")]
+        return out
 
 
 def _clean(v: object) -> object:

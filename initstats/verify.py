@@ -33,12 +33,14 @@ from ._format import percent
 from .errors import OptionError
 from .exact import analyse
 from .exact.results import OutputAnalysis
+from .families import family_options as family_options_of
 from .inference import MeanInterval, mean_interval
 from .infinite import infinite_width_claim, with_infinite_width
 from .points import border_rings, family_grid, graph_groups
 from .scaling import ScalingPoint, scaling_claims
 from .spec import Arch
 from .verification import Verification, VerifySettings
+from .width_trend import check_widths, width_trend
 
 __all__ = ["VerifySettings", "Verification", "verify_family", "verify_archs", "verify_module", "verify_graph",
            "family_grid", "border_rings", "graph_groups"]
@@ -169,7 +171,7 @@ def _measure_rows(m, px: int | None, pool: int | None, predicted_total: float | 
 def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,), family_options: dict | None = None,
                   options=None, literal_h1: bool = False, settings: VerifySettings | None = None,
                   progress: Callable[[str, int, int], None] | None = None,
-                  measurer: Callable | None = None) -> Verification:
+                  measurer: Callable | None = None, widths: Sequence[int] | None = None) -> Verification:
     """Verify the paper's claims on family ``name`` at input sizes ``dims`` (pixels).
 
     Parameters
@@ -194,6 +196,11 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
         Replaces :func:`initstats.empirical.measure.measure` (same signature), called once per
         network in the order of :func:`family_grid`: a sweep (:mod:`initstats.sweep`) passes one
         that returns measurements assembled from its store.
+    widths : sequence of int, optional
+        Two or more widths (``channels``, or ``width`` for ``fc``): each network is also measured at
+        each of them and its deviation from the infinite-width value fitted against ``1/width``
+        (:func:`initstats.width_trend.width_trend`, with ``settings.infinite_width`` inputs, 8 if
+        0): claims ``width_trend:*`` and :meth:`Verification.width_frame`.
 
     Returns
     -------
@@ -219,7 +226,20 @@ def verify_family(name: str, dims: Sequence[int], *, pools: Sequence[int] = (1,)
     opt = options or MeasureOptions()
     settings = settings or VerifySettings()
     grid = family_grid(name, dims, pools=pools, family_options=family_options, literal_h1=literal_h1)
-    return _verify_grid(grid, list(dims), list(pools), opt, settings, progress, measurer=measurer)
+    key = "width" if name == "fc" else "channels"
+    if widths is not None:
+        check_widths(widths)
+        if key not in family_options_of(name):
+            raise OptionError(f"widths: family {name!r} has no width option ('channels' or 'width')")
+
+    def trend_at(label: str, px: int, a: int) -> object:
+        def make(c: int) -> Arch:
+            return family_grid(name, [px], pools=[a], family_options={**(family_options or {}), key: c},
+                               literal_h1=literal_h1)[0][2]
+        return width_trend(make, list(widths or ()), options=opt, confidence=settings.confidence,
+                           n_inputs=settings.infinite_width or 8, name=label)
+    return _verify_grid(grid, list(dims), list(pools), opt, settings, progress, measurer=measurer,
+                        trends=trend_at if widths is not None else None)
 
 
 def verify_archs(archs: Sequence[Arch], *, options=None, settings: VerifySettings | None = None,
@@ -276,8 +296,9 @@ def verify_module(source, dims: Sequence[int] | None = None, *, input_shape: tup
 
 def _verify_grid(grid: list[tuple[int, int, Arch]], dims: list[int], pools: list[int], opt, settings: VerifySettings,
                  progress: Callable[[str, int, int], None] | None, size_name: str = "px",
-                 measurer: Callable | None = None) -> Verification:
-    """Measure, predict and test every ``(size, pool, spec)`` of ``grid``; then the claims across sizes."""
+                 measurer: Callable | None = None, trends: Callable | None = None) -> Verification:
+    """Measure, predict and test every ``(size, pool, spec)`` of ``grid``; then the claims across sizes
+    (and, with ``trends(label, px, pool)``, the width trend of each)."""
     from .empirical.measure import measure
 
     measure = measurer or measure
@@ -322,10 +343,13 @@ def _verify_grid(grid: list[tuple[int, int, Arch]], dims: list[int], pools: list
                                  exponent_tolerance=settings.exponent_tolerance, reason="; ".join(reasons))
     if len(pools) >= 2:
         claims += _pool_claims(dims, pools, grid, measurements, analyses, settings)
+    width_trends = [trends(label, px, a) for label, (px, a, _) in zip(run_labels, grid)] if trends else []
+    claims += [c for t in width_trends for c in (t.claim, t.annealed_claim) if c is not None]
     if settings.holm:
         claims = list(holm(claims, settings.confidence))
     return Verification(rows=pd.concat(rows, ignore_index=True), claims=tuple(claims), measurements=tuple(measurements),
-                        analyses=tuple(analyses), labels=tuple(run_labels), warnings=tuple(warnings))
+                        analyses=tuple(analyses), labels=tuple(run_labels), warnings=tuple(warnings),
+                        width_trends=tuple(width_trends))
 
 
 class _Budget:

@@ -43,7 +43,7 @@ from .claims import Claim
 from .errors import OptionError
 from .inference import z_value
 
-__all__ = ["WidthFit", "WidthTrend", "width_fit", "width_trend_claim", "width_trend"]
+__all__ = ["WidthFit", "WidthTrend", "width_fit", "width_trend_claim", "width_trend", "check_widths"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +153,26 @@ def width_trend_claim(name: str, fit: WidthFit, *, reference_name: str = "the in
                  confidence=confidence, detail=why, statistic=statistic, p_value=p)
 
 
+def check_widths(widths: Sequence[int]) -> list[int]:
+    """``widths`` as a list, or :class:`~initstats.errors.OptionError` unless two or more distinct
+    positive integers.
+
+    Examples
+    --------
+    >>> check_widths((4, 16))
+    [4, 16]
+    >>> check_widths([4])
+    Traceback (most recent call last):
+        ...
+    initstats.errors.OptionError: widths [4] are invalid; expected two or more distinct positive integers
+    """
+    widths = list(widths)
+    if len(widths) < 2 or len(set(widths)) != len(widths) or any(
+            isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1 for c in widths):
+        raise OptionError(f"widths {widths} are invalid; expected two or more distinct positive integers")
+    return [int(c) for c in widths]
+
+
 @dataclass(frozen=True, kw_only=True)
 class WidthTrend:
     """What :func:`width_trend` measured and concluded.
@@ -221,10 +241,7 @@ def width_trend(make: Callable[[int], object], widths: Sequence[int], *, options
     from .empirical.measure import MeasureOptions, measure
     from .exact import analyse
 
-    widths = list(widths)
-    if len(widths) < 2 or len(set(widths)) != len(widths) or any(
-            isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in widths):
-        raise OptionError(f"widths {widths} are invalid; expected two or more distinct positive integers")
+    widths = check_widths(widths)
     opt = options or MeasureOptions()
     archs = [make(c) for c in widths]
     iw = infinite_width(archs[-1], n_inputs=n_inputs, seed=opt.seed, init=opt.init)

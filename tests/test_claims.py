@@ -407,3 +407,24 @@ def test_a_biased_l1_bridge_is_inconclusive_not_a_false_fail():
         c = claims[f"scaling:{stat}"]
         assert c.verdict == "inconclusive" and "bridge does not apply" in c.detail, (stat, c.detail)
     assert claims["scaling:grad_logit_l2"].verdict == "pass"        # the exact l2 claim is unaffected
+
+
+def test_an_estimated_prediction_keeps_the_size_and_still_rejects_a_wrong_one():
+    """A prediction known only to ``predicted_se`` (sampled, like the infinite-width value): the
+    combined test rejects a true prediction at its stated 1 % (measured over 4000 seeds), where
+    ignoring the prediction's error rejects a quarter of them; a prediction 10 % off is rejected."""
+    from initstats.claims import exact_claim, excess_claim
+    rng = np.random.default_rng(0)
+    se, pse, n = 0.01, 0.02, 4000
+    fails = naive = 0
+    for _ in range(n):
+        mean, pred = 1 + rng.normal() * se, 1 + rng.normal() * pse
+        fails += exact_claim("t", "s", mean, se, pred, predicted_se=pse, n=1000).verdict == "fail"
+        naive += exact_claim("t", "s", mean, se, pred, n=1000).verdict == "fail"
+    assert fails / n < 0.02 and naive / n > 0.15
+    wrong = exact_claim("t", "s", 1.0, 0.002, 1.1, predicted_se=0.002, n=1000)
+    assert wrong.verdict == "fail" and "prediction's own standard error" in wrong.detail
+    # the excess interval widens by the prediction's error too
+    narrow = excess_claim("e", "s", 1.0, 0.001, 1.0, tolerance=0.01)
+    wide = excess_claim("e", "s", 1.0, 0.001, 1.0, tolerance=0.01, predicted_se=0.01)
+    assert narrow.verdict == "pass" and wide.verdict == "inconclusive" and wide.ci_high > narrow.ci_high

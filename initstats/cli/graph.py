@@ -33,7 +33,8 @@ def graph_command(
                                        "input coordinate: walk probability and exact E(df/dx)^2, per output) here."),
     infinite: int = typer.Option(0, "--infinite-width", metavar="N",
                                  help="Also the infinite-width (NNGP) prediction of E|grad f|^2, gate correlations "
-                                 "included, averaged over N inputs x ~ N(0, I) (seed 0; float64; 0 = off)."),
+                                 "included, averaged over N inputs x ~ N(0, I) (seed 0; float64; 0 = off). Large "
+                                 "zero-padded inputs sample input coordinates; the standard error includes it."),
 ) -> None:
     """Exact Lemma 8/9, symmetry (S) and annealed gradient prediction for every output."""
     check_choice("--format", fmt, FORMATS)

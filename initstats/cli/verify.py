@@ -12,7 +12,8 @@ import typer
 
 from ..errors import OptionError
 from ..graph.io import read_graph
-from ..render import claims_display_frame, frame_to_csv, report_markdown, rich_table, rows_display_frame, to_json
+from ..render import (claims_display_frame, frame_to_csv, report_markdown, rich_table, rows_display_frame, to_json,
+                      width_display_frame)
 from ..saving import write_verification
 from ..verify_measured import verify_module_measured
 from ..verify import VerifySettings, verify_archs, verify_family, verify_graph
@@ -51,7 +52,12 @@ def verify_command(
     infinite: int = typer.Option(0, "--infinite-width", metavar="N",
                                  help="Also the infinite-width (NNGP) prediction of E|grad f|^2, averaged over N "
                                  "inputs x ~ N(0, I) (0 = off): a row column, and where merges make the annealed value "
-                                 "inexact, a claim testing the measurement against it."),
+                                 "inexact, a claim testing the measurement against it. Large zero-padded inputs sample "
+                                 "input coordinates; the standard error includes it."),
+    widths: Optional[str] = typer.Option(None, "--widths", metavar="C1,C2,...", help="Also measure each network at "
+                                         "these channel widths (fc: layer widths) and fit its deviation from the "
+                                         "infinite-width value against 1/width: width_trend claims and a widths "
+                                         "table (uses --infinite-width N inputs, 8 if unset). Families only."),
     empirical_only: bool = typer.Option(False, "--empirical-only", help="With --module: measure the model as it is "
                                         "(torch.func over fresh He parameters), without translating it into a spec; "
                                         "every claim is then not covered.  For models the tracer refuses."),
@@ -82,6 +88,9 @@ def verify_command(
                               bridge_tolerance=bridge_tolerance, excess_tolerance=excess_tolerance, holm=holm,
                               infinite_width=infinite)
     pools = parse_int_list(pool, "--pool")
+    width_list = None if widths is None else parse_int_list(widths, "--widths")
+    if width_list is not None and network.arch is None:
+        raise OptionError("--widths needs a family (--arch): a spec or module has one fixed width")
     conflicts = {"pool": pool if pools != [1] else None, "literal_h1": literal_h1}
     if empirical_only and network.module is None:
         raise OptionError("--empirical-only is for --module (families and specs are always translated exactly)")
@@ -110,7 +119,7 @@ def verify_command(
         else:
             result = verify_family(network.arch, sizes, pools=pools,  # type: ignore[arg-type]
                                    family_options=network.family(), options=options, literal_h1=literal_h1,
-                                   settings=settings, progress=progress)
+                                   settings=settings, progress=progress, widths=width_list)
             title = f"initstats verify: {network.arch}"
 
     for warning in result.warnings:
@@ -128,6 +137,8 @@ def verify_command(
         console = make_console()
         console.print(rich_table(rows_display_frame(result), title=title))
         console.print(rich_table(claims_display_frame(result), title="claims"))
+        if result.width_trends:
+            console.print(rich_table(width_display_frame(result), title="widths"))
         counts = pd.Series([c.verdict for c in result.claims]).value_counts().to_dict()
         summary = ", ".join(f"{n} {v}" for v, n in counts.items())
         m0 = result.measurements[0]

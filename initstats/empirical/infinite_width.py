@@ -21,8 +21,15 @@ its standard error; under circular padding the input shifts by the product of th
 the network unchanged, so only one cell of input positions is computed per input.
 
 Cost: ``S`` holds (positions)^2 pairs per stage; ``A`` holds, per input coordinate,
-positions x (region)^2, and ``D`` (region)^4, where the region is the (cyclic) box of positions
-an input coordinate reaches; directions are processed in chunks within ``MEMORY_BUDGET`` bytes.
+positions x box entries and ``D`` box^2, where the box is the (cyclic) box of positions an input
+coordinate reaches; directions are processed in chunks within ``MEMORY_BUDGET`` bytes.  The work is
+(input coordinates) x (positions) x box per stage: with zero padding at 64 px, minutes per input for
+every coordinate.  ``coordinates`` then computes a systematic sample of them (every ``s``-th
+position per axis from an offset drawn per input, balanced over the inputs): the total is the
+Horvitz-Thompson estimate, unbiased, and its standard error over the inputs includes the sampling
+(measured to be calibrated in ``tests/test_infinite_width.py``).  Where no gates merge,
+:func:`equals_annealed` says the value is the annealed path sum, which the exact engine gives at
+once (:func:`initstats.infinite.with_infinite_width` uses it).
 
 Assumptions: Gaussian weights (any symmetric law gives the same limit), zero biases, He or LeCun
 variance, ReLU only on Gaussian pre-activations (a ``sumrelu`` of two Gaussian branches is
@@ -48,15 +55,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ExactLimitError, OptionError, UnsupportedLayerError
-from ..spec import Arch, Stage
+from ..errors import ExactLimitError, OptionError
+from ..spec import Arch
 from .common import init_gain
 from ._nngp_geometry import _apply, _geometry, _spatial2
+from ._nngp_rules import _check, _exactness, _factor, _merges, _period
 
-__all__ = ["InfiniteWidth", "infinite_width", "MEMORY_BUDGET"]
+__all__ = ["InfiniteWidth", "infinite_width", "equals_annealed", "MEMORY_BUDGET", "AUTO_WORK"]
 
 #: bytes the recursion may hold at once (the kernels of every ReLU stage plus one chunk)
 MEMORY_BUDGET = 3 * 2**30
+#: work units per input (:func:`_work`; about 3e-8 s each here) that ``coordinates="auto"`` spends on
+#: input coordinates (or twice the forward kernels' units, if more): all when they fit, else a sample
+AUTO_WORK = 6e7
 _TINY_SIN = 1e-7  # below this sin(theta) the Gaussian-conditioning term is dropped (correlation 1)
 _B = 8  # bytes per float64
 
@@ -84,6 +95,13 @@ class InfiniteWidth:
     period : tuple of int or None
         Input shifts (per spatial axis) that leave the network unchanged, used to compute one cell
         of positions per input; None when the network is not shift-invariant.
+    coordinate_fraction : float
+        The probability that a given input coordinate is computed for a given input: 1 when all
+        are; below 1 the coordinates were sampled (``coordinates``), ``grad_sq_total`` is the unbiased
+        (Horvitz-Thompson) estimate and its standard error includes the sampling, and ``grad_sq`` is
+        the mean over the inputs that computed each coordinate (NaN where none did).
+    coordinate_stride : tuple of int
+        The systematic sample's step per spatial axis ((1, 1): every coordinate).
 
     Examples
     --------
@@ -101,6 +119,8 @@ class InfiniteWidth:
     exact_reason: str
     position_pairs: int
     period: tuple[int, ...] | None = None
+    coordinate_fraction: float = 1.0
+    coordinate_stride: tuple[int, int] = (1, 1)
 
 
 # -- the ReLU: bivariate Gaussian moments --------------------
@@ -166,88 +186,6 @@ def _relu_chunk(kernels, A: torch.Tensor, D: torch.Tensor, pos: tuple[torch.Tens
     return A, D
 
 
-# -- checks: what the recursion supports, shift invariance, exactness --------------------
-
-def _check(arch: Arch) -> None:
-    st = arch.stages
-    gauss, summed = [False] * len(st), [True] + [False] * (len(st) - 1)
-    for s in st[1:]:
-        if s.groups > 1 and (len(s.sources) > 1 or _summed(arch, s.sources[0])):
-            what = "a concatenation" if len(s.sources) > 1 else "the input"
-            raise UnsupportedLayerError(
-                f"{s.name}: a grouped convolution reading {what} gives its groups differently distributed "
-                "channels, which the recursion's one kernel per stage cannot hold; put an ungrouped convolution "
-                "first, use the exact annealed value, or measure it")
-        if s.kind in ("maxpool", "batchnorm"):
-            what = "max pooling" if s.kind == "maxpool" else "BatchNorm"
-            raise UnsupportedLayerError(
-                f"{s.name}: {what} has no closed-form infinite-width kernel here; use average pooling / no "
-                f"BatchNorm, or measure it (initstats.empirical.measure)")
-        if s.kind in ("sum", "sumrelu"):
-            x, y = s.sources
-            if summed[x] or summed[y]:
-                raise UnsupportedLayerError(f"{s.name}: a residual sum reading the input directly is not supported; "
-                                            f"put a convolution before the first residual block")
-            if st[x].kind != "linear" and st[y].kind != "linear":
-                raise UnsupportedLayerError(
-                    f"{s.name}: neither branch ends in a random linear layer, so the branches are correlated; "
-                    f"end the body with Conv(..., activation=None)")
-            if s.kind == "sumrelu" and not (gauss[x] and gauss[y]):
-                raise UnsupportedLayerError(
-                    f"{s.name}: a ReLU after a sum with a post-ReLU branch ({st[x].name} + {st[y].name}) acts on a "
-                    f"non-Gaussian pre-activation; the recursion needs Gaussian ones (use activation=None on the "
-                    f"sum, or a projection shortcut)")
-            gauss[s.index] = s.kind == "sum" and gauss[x] and gauss[y]
-        elif s.is_pool:
-            gauss[s.index], summed[s.index] = gauss[s.sources[0]], summed[s.sources[0]]
-        else:
-            gauss[s.index] = s.kind == "linear"
-
-
-def _period(arch: Arch) -> tuple[int, int] | None:
-    """Input shifts per axis under which the network is unchanged (circular convolutions, tiling windows)."""
-    cum = {0: (1, 1)}
-    period = [1, 1]
-    for s in arch.stages[1:]:
-        src = arch.stages[s.sources[0]]
-        step = [math.lcm(*(cum[k][a] for k in s.sources)) for a in range(2)]  # a concatenation: every branch
-        if s.kernel:
-            for a, n in enumerate(src.spatial):
-                k, stride = s.kernel[a], s.stride[a]
-                extent = s.dilation[a] * (k - 1) + 1
-                tiles = s.pad[a] == 0 and extent <= stride  # windows side by side, no padding read
-                ok = n % stride == 0 and ((s.is_conv and s.padding == "circular") or tiles)
-                if not ok:
-                    return None
-                step[a] *= stride
-        cum[s.index] = tuple(step)
-        period = [math.lcm(period[a], step[a]) for a in range(2)]
-    spatial = _spatial2(arch.input_shape)
-    return tuple(min(period[a], spatial[a]) for a in range(2))  # type: ignore[return-value]
-
-
-def _exactness(arch: Arch) -> tuple[bool, str]:
-    st = arch.stages
-    after_relu = [False] * len(st)
-    merge = False
-    for s in st[1:]:
-        up = any(after_relu[k] or st[k].kind in ("relu", "sumrelu") for k in s.sources)
-        after_relu[s.index] = up
-        window = s.kind in ("sum", "sumrelu") or (s.is_pool and (not s.kernel or math.prod(s.kernel) > 1))
-        merge |= up and window
-    random = [s for s in st[1:] if s.kind in ("relu", "linear")]
-    if not merge:
-        return True, ("no deterministic merge (average pool, residual sum) after a ReLU: equals the annealed "
-                      "path sum for every x at any width")
-    hidden = random[:-1]
-    if random and random[-1] is st[-1] and hidden and all(
-            s.kind == "relu" and all(_summed(arch, k) for k in s.sources) for s in hidden):
-        return True, ("one hidden random layer (its branches read the input): its pre-activations are exactly "
-                      "Gaussian given x, so the value is E_W at any width")
-    return False, ("infinite-width limit: gates merged by average pooling or residual sums after ReLUs deeper "
-                   "than one hidden layer; finite width adds an O(1/width) correction")
-
-
 # -- the recursion --------------------
 
 def _tables(links):
@@ -277,26 +215,6 @@ def _sigmas(arch: Arch, x: torch.Tensor, links, gain: float) -> dict[int, torch.
             sig = post
         out[s.index] = sig
     return keep
-
-
-def _summed(arch: Arch, k: int) -> bool:
-    """Whether stage ``k``'s kernels hold the sum over its channels (the input, and average pools of it)
-    rather than one channel's (hidden stages, whose channels are exchangeable)."""
-    s = arch.stages[k]
-    return k == 0 or (s.kind == "avgpool" and _summed(arch, s.sources[0]))
-
-
-def _factor(arch: Arch, s: Stage, gain: float, k: int) -> float:
-    """The weight of source ``k``'s kernel in random stage ``s``'s: ``gain / fan_in`` per input channel.
-
-    A layer reading a channel concatenation (several sources) sums the kernels of all of them:
-    its weights are independent across input channels, so no cross term between branches remains.
-    A grouped convolution reads ``channels / groups`` exchangeable channels; a folded BatchNorm
-    factor (``var_factor``) scales the weights' variance.
-    """
-    src = arch.stages[k]
-    per_channel = src.channels // s.groups  # a grouped convolution reads the channels of one group
-    return gain * float(s.var_factor) / s.fan_in * (1 if _summed(arch, k) else per_channel)
 
 
 def _chunk(arch: Arch, x: torch.Tensor, sigmas, geos, tabs, links, gain: float, rows: slice) -> torch.Tensor:
@@ -344,8 +262,56 @@ def _budget_rows(arch: Arch, geos, n_r1: int) -> tuple[int, int, int]:
     return kernels + 6 * pairs * _B, 12 * per_row * _B, pairs
 
 
+def equals_annealed(arch: Arch) -> bool:
+    """Whether the infinite-width value equals the annealed path sum for every input, at every width.
+
+    True where no deterministic node (average pool over more than one position, residual sum)
+    merges paths after a ReLU (THEORY.md section 4c): each pair of paths through one gate then
+    carries the same weights, so gate correlations cannot enter.  :func:`initstats.infinite.with_infinite_width`
+    then takes the exact annealed value instead of running the recursion (the tests check that
+    the two agree).  Raises :class:`~initstats.errors.UnsupportedLayerError` where the recursion does
+    not apply at all (max pooling, BatchNorm, ...).
+
+    Examples
+    --------
+    >>> from initstats.families import make_arch
+    >>> equals_annealed(make_arch("cnn", 64)), equals_annealed(make_arch("cnn-avgpool", 64))
+    (True, False)
+    """
+    _check(arch)
+    return not _merges(arch)
+
+
+def _work(geos, coords: int) -> float:
+    """Work units of one input: per computed input coordinate and stage, (positions + box) x box
+    entries of the derivative covariances; plus each stage's (positions)^2 forward-kernel pairs."""
+    return float(sum(coords * (math.prod(g.n) + math.prod(g.size)) * math.prod(g.size) + math.prod(g.n) ** 2
+                     for g in geos))
+
+
+def _sample_stride(coordinates: int | str, channels: int, cell: tuple[int, int], geos) -> int:
+    """The step of the systematic sample of spatial positions (1: every coordinate)."""
+    full = channels * cell[0] * cell[1]
+    if coordinates == "all":
+        return 1
+    if coordinates == "auto":
+        fixed = _work(geos, 0)  # the forward kernels' share: coordinates may take as much again, or AUTO_WORK
+        wanted = max(channels, int(max(AUTO_WORK, 2 * fixed) / max((_work(geos, full) - fixed) / full, 1.0)))
+    elif isinstance(coordinates, (int, np.integer)) and not isinstance(coordinates, bool) and coordinates >= channels:
+        wanted = int(coordinates)
+    else:
+        raise OptionError(f"coordinates={coordinates!r} is invalid; expected 'all', 'auto' or an integer >= "
+                          f"{channels} (at least one position per input channel)")
+    step = 1
+    while channels * math.ceil(cell[0] / min(step, cell[0])) * math.ceil(cell[1] / min(step, cell[1])) > wanted \
+            and step < max(cell):
+        step += 1
+    return step
+
+
 def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int = 0, init: str = "he",
-                   inputs: np.ndarray | torch.Tensor | None = None) -> InfiniteWidth:
+                   inputs: np.ndarray | torch.Tensor | None = None,
+                   coordinates: int | str = "auto") -> InfiniteWidth:
     """The infinite-width prediction of ``E_W (d f_k / d x_i)^2`` per input coordinate and its total.
 
     Parameters
@@ -361,6 +327,14 @@ def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int 
         Weight variance ``2 / fan_in`` or ``1 / fan_in``.
     inputs : array, optional
         Explicit inputs of shape ``(n, *arch.input_shape)`` instead of sampled ones.
+    coordinates : {'auto', 'all'} or int
+        Which input coordinates to compute per input.  ``'all'``: every one (per-coordinate values
+        everywhere; the cost grows with their number, see the module docstring).  An integer ``m``:
+        about ``m`` per input, a systematic sample (every ``s``-th position along each spatial axis,
+        all channels, from an offset drawn per input, the offsets balanced over the inputs), which
+        computes each coordinate with probability ``1 / s^2``; the total is then an unbiased estimate
+        whose standard error, over the inputs, includes the sampling (needs ``n_inputs >= 2``).
+        ``'auto'`` (default): all when their work fits :data:`AUTO_WORK` per input, else that sample.
 
     Returns
     -------
@@ -402,9 +376,15 @@ def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int 
     period = _period(arch)
     n_in = _spatial2(arch.input_shape)
     cell = period if period is not None else n_in
-    dirs = (np.arange(cell[0]), np.arange(cell[1]))
-    geos, links = _geometry(arch, dirs)
-    fixed, per_row, pairs = _budget_rows(arch, geos, cell[1])
+    channels = arch.input_shape[0]
+    geos, links = _geometry(arch, (np.arange(cell[0]), np.arange(cell[1])))
+    step = _sample_stride(coordinates, channels, cell, geos)
+    strides = (min(step, cell[0]), min(step, cell[1]))
+    classes = strides[0] * strides[1]
+    if classes > 1 and n_inputs < 2:
+        raise OptionError(f"{arch.name}: sampling input coordinates (coordinates={coordinates!r} computes 1 in "
+                          f"{classes}) needs n_inputs >= 2 for a standard error; use more inputs or coordinates='all'")
+    fixed, per_row, pairs = _budget_rows(arch, geos, -(-cell[1] // strides[1]))
     if fixed + per_row > MEMORY_BUDGET:
         raise ExactLimitError(
             f"{arch.name}: the infinite-width recursion needs about {(fixed + per_row) / 2**30:.1f} GiB "
@@ -412,19 +392,35 @@ def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int 
             f"forward kernels grow as (positions)^2 and the derivative terms as (input coordinates) x "
             f"(positions) x (receptive box)^2; use fewer pixels or circular padding (shift invariance)")
     rows_per_chunk = max(1, int((MEMORY_BUDGET - fixed) // per_row))
-    tabs = _tables(links)
-    values = np.zeros((n_inputs, arch.input_shape[0], *cell))
+    rng = np.random.default_rng(seed)  # the sample's offsets: each input's uniform, balanced over inputs
+    offsets = np.concatenate([rng.permutation(classes) for _ in range(-(-n_inputs // classes))])[:n_inputs]
+    plans: dict[int, tuple] = {}
+    sums = np.zeros((channels, *cell))
+    counts = np.zeros(cell)
+    totals = np.zeros(n_inputs)
     with torch.no_grad():
         for t in range(n_inputs):
-            sig = _sigmas(arch, xs[t], links, gain)
-            for start in range(0, cell[0], rows_per_chunk):
-                rows = slice(start, min(cell[0], start + rows_per_chunk))
-                values[t, :, rows] = _chunk(arch, xs[t], sig, geos, tabs, links, gain, rows).numpy()
-    reps = (1, 1, n_in[0] // cell[0], n_in[1] // cell[1])
-    per_x = np.tile(values, reps)
-    totals = per_x.reshape(n_inputs, -1).sum(axis=1)
+            o = int(offsets[t])
+            if o not in plans:
+                dirs = (np.arange(o // strides[1], cell[0], strides[0]), np.arange(o % strides[1], cell[1], strides[1]))
+                g, lk = (geos, links) if classes == 1 else _geometry(arch, dirs)
+                plans[o] = (dirs, g, lk, _tables(lk))
+            dirs, g, lk, tabs = plans[o]
+            sig = _sigmas(arch, xs[t], lk, gain)
+            for start in range(0, len(dirs[0]), rows_per_chunk):
+                rows = slice(start, min(len(dirs[0]), start + rows_per_chunk))
+                vals = _chunk(arch, xs[t], sig, g, tabs, lk, gain, rows).numpy()
+                sums[:, dirs[0][rows][:, None], dirs[1][None, :]] += vals
+                totals[t] += vals.sum()
+            counts[np.ix_(dirs[0], dirs[1])] += 1
+    reps = (n_in[0] // cell[0]) * (n_in[1] // cell[1])
+    totals *= classes * reps   # Horvitz-Thompson: each coordinate computed with probability 1 / classes
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_cell = np.where(counts > 0, sums / counts, np.nan)
+    per_x = np.tile(mean_cell, (1, n_in[0] // cell[0], n_in[1] // cell[1]))
     exact, reason = _exactness(arch)
     se = float(totals.std(ddof=1) / math.sqrt(n_inputs)) if n_inputs > 1 else None
-    return InfiniteWidth(grad_sq=per_x.mean(axis=0).reshape(arch.input_shape), grad_sq_total=float(totals.mean()),
+    return InfiniteWidth(grad_sq=per_x.reshape(arch.input_shape), grad_sq_total=float(totals.mean()),
                          grad_sq_total_se=se, n_inputs=n_inputs, exact=exact, exact_reason=reason,
-                         position_pairs=pairs, period=None if period is None else period[:len(arch.input_shape) - 1])
+                         position_pairs=pairs, period=None if period is None else period[:len(arch.input_shape) - 1],
+                         coordinate_fraction=1.0 / classes, coordinate_stride=strides)
