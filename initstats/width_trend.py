@@ -237,27 +237,31 @@ def width_trend(make: Callable[[int], object], widths: Sequence[int], *, options
     >>> trend.claim.kind, trend.annealed_claim.statement.split(" as ")[0]
     ('scaling', 'E||grad f||^2 tends to the annealed value')
     """
-    from .empirical.infinite_width import infinite_width
+    from .empirical.infinite_width import equals_annealed, infinite_width
     from .empirical.measure import MeasureOptions, measure
     from .exact import analyse
 
     widths = check_widths(widths)
     opt = options or MeasureOptions()
     archs = [make(c) for c in widths]
-    iw = infinite_width(archs[-1], n_inputs=n_inputs, seed=opt.seed, init=opt.init)
     var_scale = Fraction(1) if opt.init == "he" else Fraction(1, 2)
     annealed_total = analyse(archs[-1], var_scale=var_scale).outputs[0].grad_sq_total
     annealed = None if annealed_total is None else float(annealed_total)
+    if annealed is not None and equals_annealed(archs[-1]):  # no merge: the annealed value, exactly
+        iw_total, iw_se, iw_exact = annealed, None, True
+    else:
+        res = infinite_width(archs[-1], n_inputs=n_inputs, seed=opt.seed, init=opt.init)
+        iw_total, iw_se, iw_exact = res.grad_sq_total, res.grad_sq_total_se, res.exact
     rows = []
     for c, arch in zip(widths, archs):
         m = measure(arch, opt)
         mean, se = m.mean_se("grad_logit_l2_sq")
-        rows.append({"width": c, "networks": m.n_nets, "mean": mean, "se": se, "infinite_width": iw.grad_sq_total,
-                     "infinite_width_se": iw.grad_sq_total_se, "annealed": annealed})
+        rows.append({"width": c, "networks": m.n_nets, "mean": mean, "se": se, "infinite_width": iw_total,
+                     "infinite_width_se": iw_se, "annealed": annealed})
     frame = pd.DataFrame(rows)
-    fit = width_fit(widths, frame["mean"], frame["se"], iw.grad_sq_total, iw.grad_sq_total_se or 0.0)
-    frame["deviation"] = frame["mean"] / iw.grad_sq_total - 1
-    frame["deviation_se"] = frame["se"] / iw.grad_sq_total
+    fit = width_fit(widths, frame["mean"], frame["se"], iw_total, iw_se or 0.0)
+    frame["deviation"] = frame["mean"] / iw_total - 1
+    frame["deviation_se"] = frame["se"] / iw_total
     frame["fitted"] = fit.intercept + fit.slope / frame["width"]
     label = name or getattr(archs[-1], "name", "") or "network"
     claim = width_trend_claim(f"width_trend:infinite_width[{label}]", fit, confidence=confidence,
@@ -269,4 +273,4 @@ def width_trend(make: Callable[[int], object], widths: Sequence[int], *, options
                                            reference_name="the annealed value", confidence=confidence,
                                            detectable=detectable)
     return WidthTrend(name=label, frame=frame, fit=fit, claim=claim, annealed_fit=annealed_fit,
-                      annealed_claim=annealed_claim, exact=iw.exact, d=archs[-1].d)
+                      annealed_claim=annealed_claim, exact=iw_exact, d=archs[-1].d)

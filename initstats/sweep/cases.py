@@ -57,6 +57,9 @@ NOT_CASE_KEYS: dict[str, str] = {
     "plot": "figures are the command's --plot/--no-plot",
     "max_time": "a time budget would make the numbers depend on timing, so a resumed or parallel sweep could not "
                 "reproduce them; a sweep stops by nets, rel_se and max_nets alone",
+    "widths": "a width trend measures every network again at each width, outside the sweep's store; give one case "
+              "per width (channels) and fit them with initstats.width_trend.width_fit, or run initstats verify "
+              "--widths",
 }
 _FAMILY_KEYS = ("channels", "padding", "downsample", "head", "batchnorm", "classes", "width", "depth", "blocks")
 _SETTINGS_KEYS = ("confidence", "exponent_tolerance", "bridge_tolerance", "excess_tolerance", "holm",
