@@ -169,6 +169,11 @@ def _extend(x: torch.Tensor, dim: int, ext: np.ndarray | None, n_src: int) -> to
     return x.index_select(dim, torch.from_numpy(ext))
 
 
+def _own(t: torch.Tensor) -> torch.Tensor:
+    """``t`` if it owns its memory (a gather's or index copy's result), else a copy (a view of the source)."""
+    return t.clone() if t._base is not None else t
+
+
 def _view(x: torch.Tensor, dim: int, start: int, step: int, n: int) -> torch.Tensor:
     """Positions ``start, start + step, ...`` (``n`` of them) along ``dim``: a view, no copy."""
     y = x.narrow(dim, start, (n - 1) * step + 1)
@@ -203,15 +208,15 @@ def _apply(x: torch.Tensor, sides, coupled: bool, link_axes: list[_Link], tabs) 
         if coupled:  # a random weight: the same kernel entry on both sides
             for e in range(entries):
                 t = side(side(xp, d1, r1, e), d2, r2, e)
-                acc = t.clone() if acc is None else acc.add_(t)
+                acc = _own(t) if acc is None else acc.add_(t)
         else:        # deterministic weights: each side on its own
             for e in range(entries):
                 t = side(xp, d1, r1, e)
-                acc = t.clone() if acc is None else acc.add_(t)
+                acc = _own(t) if acc is None else acc.add_(t)
             y, acc = acc.mul_(link.weight), None
             for e in range(entries):
                 t = side(y, d2, r2, e)
-                acc = t.clone() if acc is None else acc.add_(t)
+                acc = _own(t) if acc is None else acc.add_(t)
             acc.mul_(link.weight)
         x = acc
     return x

@@ -180,10 +180,15 @@ def _relu_chunk(kernels, A: torch.Tensor, D: torch.Tensor, pos: tuple[torch.Tens
     Aqp = A_rows.permute(0, 1, 2, 5, 6, 3, 4)
     D = D * step2 + inv * (App * (Aqq - c * A_rows / a) + Aqp * (A_rows - c * Aqq / b))
     # A: p anywhere, q in the box
-    Q0, Q1 = p0[:, None, None, None, :, None], p1[None, :, None, None, None, :]
-    N0, N1 = torch.arange(n0)[None, None, :, None, None, None], torch.arange(n1)[None, None, None, :, None, None]
-    A = A.mul_(step_pq[N0, N1, Q0, Q1]).addcmul_(Adiag[:, :, :, None, None, :, :], relu_delta_pq[N0, N1, Q0, Q1])
+    A = A.mul_(_at_box(step_pq, p0, p1)).addcmul_(Adiag[:, :, :, None, None, :, :], _at_box(relu_delta_pq, p0, p1))
     return A, D
+
+
+def _at_box(kernel: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor) -> torch.Tensor:
+    """``kernel[p, pos(r, j)]`` laid out as ``(R0, R1, n0, n1, S0, S1)``: two index copies and a view."""
+    (n0, n1), (R0, S0), (R1, S1) = kernel.shape[:2], p0.shape, p1.shape
+    picked = kernel.index_select(2, p0.reshape(-1)).index_select(3, p1.reshape(-1))
+    return picked.reshape(n0, n1, R0, S0, R1, S1).permute(2, 4, 0, 1, 3, 5)
 
 
 # -- the recursion --------------------
