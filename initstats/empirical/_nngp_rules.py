@@ -99,7 +99,7 @@ def _exactness(arch: Arch) -> tuple[bool, str]:
             s.kind == "relu" and all(_summed(arch, k) for k in s.sources) for s in hidden):
         return True, ("one hidden random layer (its branches read the input): its pre-activations are exactly "
                       "Gaussian given x, so the value is E_W at any width")
-    return False, ("infinite-width limit: gates merged by average pooling or residual sums after ReLUs deeper "
+    return False, ("gates merged by average pooling or residual sums after ReLUs deeper "
                    "than one hidden layer; finite width adds an O(1/width) correction")
 
 
