@@ -161,9 +161,21 @@ def _take(x: torch.Tensor, dim: int, rdim: int | None, index: torch.Tensor) -> t
 
 
 def _extend(x: torch.Tensor, dim: int, ext: np.ndarray | None, n_src: int) -> torch.Tensor:
-    """``x`` along ``dim`` laid out as the extended source ``ext`` (padding included); a copy unless identity."""
+    """``x`` along ``dim`` laid out as the extended source ``ext`` (padding included); a copy unless identity.
+
+    Zero padding (``ext`` = sentinels, ``0 .. n-1``, sentinels) and circular padding (the last
+    positions, ``0 .. n-1``, the first ones) are one copy; any other layout an index copy."""
     if ext is None:
         return x
+    lo = int(np.argmax(ext == 0)) if (ext == 0).any() else -1
+    hi = len(ext) - lo - n_src
+    if lo >= 0 and hi >= 0 and np.array_equal(ext[lo:lo + n_src], np.arange(n_src)):
+        head, tail = ext[:lo], ext[lo + n_src:]
+        if (head == n_src).all() and (tail == n_src).all():
+            widths = [0, 0] * (x.dim() - 1 - dim) + [lo, hi]
+            return torch.nn.functional.pad(x, widths)
+        if np.array_equal(head, np.arange(n_src - lo, n_src)) and np.array_equal(tail, np.arange(hi)):
+            return torch.cat([x.narrow(dim, n_src - lo, lo), x, x.narrow(dim, 0, hi)], dim=dim)
     if (ext == n_src).any():
         x = _pad(x, dim)
     return x.index_select(dim, torch.from_numpy(ext))
