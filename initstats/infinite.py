@@ -31,7 +31,8 @@ def with_infinite_width(analysis: GraphAnalysis, arch: Arch, *, n_inputs: int = 
     Where no deterministic node merges paths after a ReLU
     (:func:`~initstats.empirical.infinite_width.equals_annealed`), the prediction *is* the exact
     annealed value for every input at every width: each output gets its own ``grad_sq_total``
-    (no recursion, no standard error), at any size.  Otherwise the kernel recursion runs.
+    (no recursion, no standard error), at any size.  Otherwise the kernel recursion runs, with the
+    annealed map as control variate where it samples coordinates.
 
     Parameters
     ----------
@@ -65,7 +66,10 @@ def with_infinite_width(analysis: GraphAnalysis, arch: Arch, *, n_inputs: int = 
             return replace(analysis, outputs=tuple(replace(
                 o, grad_sq_infinite_width=float(o.grad_sq_total), grad_sq_infinite_width_se=None,
                 infinite_width_exact=True, infinite_width_note=note) for o in analysis.outputs))
-        res = infinite_width(arch, n_inputs=n_inputs, seed=seed, init=init, coordinates=coordinates)
+        first = analysis.outputs[0].grad_sq  # the annealed map: a control variate for sampled coordinates
+        control = None if first is None else np.asarray(first.to_numpy(), float).reshape(arch.input_shape)
+        res = infinite_width(arch, n_inputs=n_inputs, seed=seed, init=init, coordinates=coordinates,
+                             control=control)
     except (UnsupportedLayerError, ExactLimitError) as err:
         fields = {"infinite_width_note": f"not computed: {err}"}
     else:

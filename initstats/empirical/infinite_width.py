@@ -316,7 +316,7 @@ def _sample_stride(coordinates: int | str, channels: int, cell: tuple[int, int],
 
 def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int = 0, init: str = "he",
                    inputs: np.ndarray | torch.Tensor | None = None,
-                   coordinates: int | str = "auto") -> InfiniteWidth:
+                   coordinates: int | str = "auto", control: np.ndarray | None = None) -> InfiniteWidth:
     """The infinite-width prediction of ``E_W (d f_k / d x_i)^2`` per input coordinate and its total.
 
     Parameters
@@ -340,6 +340,12 @@ def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int 
         computes each coordinate with probability ``1 / s^2``; the total is then an unbiased estimate
         whose standard error, over the inputs, includes the sampling (needs ``n_inputs >= 2``).
         ``'auto'`` (default): all when their work fits :data:`AUTO_WORK` per input, else that sample.
+    control : array, optional
+        Per-coordinate values of a cheap approximation, in the input's shape (the exact annealed
+        map, say: :func:`initstats.infinite.with_infinite_width` passes it).  With sampled
+        coordinates the total becomes ``sum(control) + s^2 sum_sample(value - control)``: still
+        unbiased, with a smaller error where the control tracks the values.  Unused when every
+        coordinate is computed.
 
     Returns
     -------
@@ -397,6 +403,13 @@ def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int 
             f"forward kernels grow as (positions)^2 and the derivative terms as (input coordinates) x "
             f"(positions) x (receptive box)^2; use fewer pixels or circular padding (shift invariance)")
     rows_per_chunk = max(1, int((MEMORY_BUDGET - fixed) // per_row))
+    ctrl = np.zeros((channels, *cell))
+    if control is not None and classes > 1:
+        full = np.asarray(control, dtype=np.float64)
+        if full.shape != tuple(arch.input_shape) or not np.isfinite(full).all():
+            raise OptionError(f"control has shape {full.shape} (or non-finite values); expected finite values of "
+                              f"the input's shape {tuple(arch.input_shape)}")
+        ctrl = full.reshape(channels, *n_in)[:, :cell[0], :cell[1]]
     rng = np.random.default_rng(seed)  # the sample's offsets: each input's uniform, balanced over inputs
     offsets = np.concatenate([rng.permutation(classes) for _ in range(-(-n_inputs // classes))])[:n_inputs]
     plans: dict[int, tuple] = {}
@@ -416,10 +429,11 @@ def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int 
                 rows = slice(start, min(len(dirs[0]), start + rows_per_chunk))
                 vals = _chunk(arch, xs[t], sig, g, tabs, lk, gain, rows).numpy()
                 sums[:, dirs[0][rows][:, None], dirs[1][None, :]] += vals
-                totals[t] += vals.sum()
+                totals[t] += (vals - ctrl[:, dirs[0][rows][:, None], dirs[1][None, :]]).sum()
             counts[np.ix_(dirs[0], dirs[1])] += 1
     reps = (n_in[0] // cell[0]) * (n_in[1] // cell[1])
-    totals *= classes * reps   # Horvitz-Thompson: each coordinate computed with probability 1 / classes
+    # Horvitz-Thompson: each coordinate computed with probability 1 / classes (the control's part exactly)
+    totals = (totals * classes + ctrl.sum()) * reps
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_cell = np.where(counts > 0, sums / counts, np.nan)
     per_x = np.tile(mean_cell, (1, n_in[0] // cell[0], n_in[1] // cell[1]))
