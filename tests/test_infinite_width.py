@@ -168,6 +168,15 @@ def test_unsupported_and_too_big(monkeypatch):
     monkeypatch.setattr(iw, "MEMORY_BUDGET", 10_000)
     with pytest.raises(ExactLimitError, match="position pairs"):
         infinite_width(make_arch("cnn", 16, channels=2))
+    # the kernels fit but not one row of coordinates: the hint is to sample coordinates
+    arch = make_arch("cnn-avgpool", 16, channels=2)
+    geos, _ = iw._geometry(arch, (np.arange(16), np.arange(16)))
+    fixed, per_row, _ = iw._budget_rows(arch, geos, 16)
+    monkeypatch.setattr(iw, "MEMORY_BUDGET", fixed + per_row // 2)
+    with pytest.raises(ExactLimitError, match=r"one row of input coordinates.*coordinates=N"):
+        infinite_width(arch, n_inputs=2, coordinates="all")
+    assert infinite_width(arch, n_inputs=2, coordinates=48).coordinate_fraction < 1   # a sample fits
+    assert infinite_width(arch, n_inputs=2).coordinate_fraction < 1                   # and "auto" takes one
 
 
 # -- channel concatenations (DenseNet blocks) --------------------------------------------------------

@@ -339,7 +339,8 @@ def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int 
         all channels, from an offset drawn per input, the offsets balanced over the inputs), which
         computes each coordinate with probability ``1 / s^2``; the total is then an unbiased estimate
         whose standard error, over the inputs, includes the sampling (needs ``n_inputs >= 2``).
-        ``'auto'`` (default): all when their work fits :data:`AUTO_WORK` per input, else that sample.
+        ``'auto'`` (default): all when their work fits :data:`AUTO_WORK` per input (and a row of them
+        :data:`MEMORY_BUDGET`), else that sample.
     control : array, optional
         Per-coordinate values of a cheap approximation, in the input's shape (the exact annealed
         map, say: :func:`initstats.infinite.with_infinite_width` passes it).  With sampled
@@ -390,18 +391,23 @@ def infinite_width(arch: Arch, *, n_inputs: int = 8, seed: int = 0, output: int 
     channels = arch.input_shape[0]
     geos, links = _geometry(arch, (np.arange(cell[0]), np.arange(cell[1])))
     step = _sample_stride(coordinates, channels, cell, geos)
+    fixed, per_row, pairs = _budget_rows(arch, geos, -(-cell[1] // min(step, cell[1])))
+    while coordinates == "auto" and fixed < MEMORY_BUDGET < fixed + per_row and step < cell[1]:
+        step += 1  # "auto" also samples where one row of all coordinates would not fit in memory
+        fixed, per_row, pairs = _budget_rows(arch, geos, -(-cell[1] // step))
     strides = (min(step, cell[0]), min(step, cell[1]))
     classes = strides[0] * strides[1]
     if classes > 1 and n_inputs < 2:
         raise OptionError(f"{arch.name}: sampling input coordinates (coordinates={coordinates!r} computes 1 in "
                           f"{classes}) needs n_inputs >= 2 for a standard error; use more inputs or coordinates='all'")
-    fixed, per_row, pairs = _budget_rows(arch, geos, -(-cell[1] // strides[1]))
     if fixed + per_row > MEMORY_BUDGET:
         raise ExactLimitError(
             f"{arch.name}: the infinite-width recursion needs about {(fixed + per_row) / 2**30:.1f} GiB "
-            f"(budget {MEMORY_BUDGET / 2**30:.1f} GiB): {pairs:,} position pairs in its largest stage; the "
-            f"forward kernels grow as (positions)^2 and the derivative terms as (input coordinates) x "
-            f"(positions) x (receptive box)^2; use fewer pixels or circular padding (shift invariance)")
+            f"(budget {MEMORY_BUDGET / 2**30:.1f} GiB): "
+            + (f"its forward kernels alone take {fixed / 2**30:.1f} GiB, {pairs:,} position pairs in the largest "
+               f"stage, growing as (positions)^2; use fewer pixels" if fixed >= MEMORY_BUDGET else
+               f"one row of input coordinates takes {per_row / 2**30:.1f} GiB, growing as (coordinates) x "
+               f"(positions) x (receptive box); sample fewer coordinates (coordinates=N) or use fewer pixels"))
     rows_per_chunk = max(1, int((MEMORY_BUDGET - fixed) // per_row))
     ctrl = np.zeros((channels, *cell))
     if control is not None and classes > 1:
