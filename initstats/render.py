@@ -362,7 +362,7 @@ def report_markdown(result, *, command: str, figures: Sequence[str] = ()) -> str
         frame_to_markdown(pd.DataFrame([{"claim": c.name, "kind": c.kind, "verdict": c.verdict,
                                          "statement": c.statement, "detail": c.detail} for c in result.claims])),
     ]
-    if getattr(result, "width_trends", ()):
+    if result.width_trends:
         lines += ["## Widths", "", "Each network at several widths: the deviation of the measured mean from the "
                   "infinite-width value, fitted as a + b / width (claims `width_trend:*`).", "",
                   frame_to_markdown(width_display_frame(result))]

@@ -69,7 +69,7 @@ def write_verification(result, out: str | Path, *, command: str, plot: bool = Fa
                        ("verify.json", to_json(result.to_dict()))):
         write_atomic(out / name, text)
         written.append(out / name)
-    if getattr(result, "width_trends", ()):
+    if result.width_trends:
         write_atomic(out / "widths.csv", frame_to_csv(result.width_frame()))
         written.append(out / "widths.csv")
     for stem, m, exact in zip(_map_stems(result), result.measurements, result.analyses):

@@ -18,7 +18,7 @@ from ._nngp_geometry import _spatial2
 
 def _check(arch: Arch) -> None:
     st = arch.stages
-    gauss, summed = [False] * len(st), [True] + [False] * (len(st) - 1)
+    gauss = [False] * len(st)
     for s in st[1:]:
         if s.groups > 1 and (len(s.sources) > 1 or _summed(arch, s.sources[0])):
             what = "a concatenation" if len(s.sources) > 1 else "the input"
@@ -33,7 +33,7 @@ def _check(arch: Arch) -> None:
                 f"BatchNorm, or measure it (initstats.empirical.measure)")
         if s.kind in ("sum", "sumrelu"):
             x, y = s.sources
-            if summed[x] or summed[y]:
+            if _summed(arch, x) or _summed(arch, y):
                 raise UnsupportedLayerError(f"{s.name}: a residual sum reading the input directly is not supported; "
                                             f"put a convolution before the first residual block")
             if st[x].kind != "linear" and st[y].kind != "linear":
@@ -47,7 +47,7 @@ def _check(arch: Arch) -> None:
                     f"sum, or a projection shortcut)")
             gauss[s.index] = s.kind == "sum" and gauss[x] and gauss[y]
         elif s.is_pool:
-            gauss[s.index], summed[s.index] = gauss[s.sources[0]], summed[s.sources[0]]
+            gauss[s.index] = gauss[s.sources[0]]
         else:
             gauss[s.index] = s.kind == "linear"
 

@@ -125,25 +125,22 @@ class InfiniteWidth:
 
 # -- the ReLU: bivariate Gaussian moments --------------------
 
-def _relu_terms(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, same: torch.Tensor):
-    """For ``(h_p, h_q)`` of variances ``a, b`` and covariance ``c``: ``E relu relu``,
-    ``P = E step step``, ``E relu(h_p) delta(h_q)`` and ``1 / (2 pi sqrt(ab) sin theta)`` (0 at correlation 1)."""
+def _step_terms(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, same: torch.Tensor):
+    """For ``(h_p, h_q)`` of variances ``a, b`` and covariance ``c``: ``P = E step step`` and
+    ``1 / (2 pi sqrt(ab) sin theta)`` (0 at correlation 1), what the derivative update needs."""
     sq = torch.sqrt(a * b)
     rho = torch.where(same, torch.ones_like(c), (c / sq).clamp(-1.0, 1.0))
-    theta = torch.arccos(rho)
     sin = torch.where(same, torch.zeros_like(c), torch.sqrt(((1 - rho) * (1 + rho)).clamp_min(0.0)))
-    relu2 = sq * (sin + (math.pi - theta) * rho) / (2 * math.pi)
-    step2 = (math.pi - theta) / (2 * math.pi)
-    relu_delta = torch.sqrt(a / b) * sin / (2 * math.pi)
+    step2 = (math.pi - torch.arccos(rho)) / (2 * math.pi)
     big = sin > _TINY_SIN
     inv = torch.where(big, 1.0 / (2 * math.pi * sq * torch.where(big, sin, torch.ones_like(sin))),
                       torch.zeros_like(sin))
-    return relu2, step2, relu_delta, inv
+    return step2, inv
 
 
 def _relu_sigma(sig: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``E relu relu``, ``E step step`` and ``E relu(h_p) delta(h_q)`` for every pair of positions
-    (:func:`_relu_terms` on all pairs, in place: this runs on (positions)^2 entries)."""
+    (arc-cosine kernels of order 1 and 0; in place: this runs on (positions)^2 entries)."""
     n0, n1 = sig.shape[:2]
     flat = sig.reshape(n0 * n1, n0 * n1)
     root = flat.diagonal().sqrt()
@@ -175,7 +172,7 @@ def _relu_chunk(kernels, A: torch.Tensor, D: torch.Tensor, pos: tuple[torch.Tens
     P0j, P1j = p0[:, None, None, None, :, None], p1[None, :, None, None, None, :]
     c = sig[P0i, P1i, P0j, P1j]
     a, b = diag[P0i, P1i], diag[P0j, P1j]
-    _, step2, _, inv = _relu_terms(a.expand_as(c), b.expand_as(c), c, (P0i == P0j) & (P1i == P1j))
+    step2, inv = _step_terms(a.expand_as(c), b.expand_as(c), c, (P0i == P0j) & (P1i == P1j))
     App, Aqq = Adiag[:, :, :, :, :, None, None], Adiag[:, :, :, None, None, :, :]
     Aqp = A_rows.permute(0, 1, 2, 5, 6, 3, 4)
     D = D * step2 + inv * (App * (Aqq - c * A_rows / a) + Aqp * (A_rows - c * Aqq / b))
